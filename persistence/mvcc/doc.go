@@ -1,0 +1,42 @@
+// Package mvcc is aetcd's multi-version key-value store: etcd v3.6's MVCC
+// semantics (revisions, generations, tombstones, compaction) over a bbolt
+// file and an in-memory B-tree index.
+//
+// # Layout
+//
+// bbolt bucket "key" holds one record per change: the bbolt key is the
+// revision {main, sub} encoded as 8 bytes big-endian main, '_', 8 bytes
+// big-endian sub (17 bytes), followed by the byte 't' for a deletion
+// (tombstone); the value is a marshalled messages.KeyValue (for a tombstone,
+// only its key). Bucket "meta" holds the consistent index (the Raft index of
+// the last applied entry, 8 bytes big-endian) and the scheduled and finished
+// compaction revisions (17-byte revisions), written in the same bbolt
+// transaction as the data they describe. The layout and the meta key names
+// follow etcd's.
+//
+// In memory a B-tree maps each key to its generations of revisions (as
+// etcd's treeIndex). Items of the tree are copy-on-write: a keyIndex visible
+// to a published View is never modified, so btree.Clone gives readers an O(1)
+// immutable snapshot.
+//
+// # Concurrency
+//
+// One goroutine, the writer (the applier actor), calls Apply,
+// SetConsistentIndex, Publish, Commit, HashKV, Close and the accessors Rev,
+// CompactRev, ConsistentIndex, CommittedIndex and Pending. Any goroutine may
+// call View, Size and every method of a View.
+//
+// Writes accumulate in one open bbolt write transaction (the batch) until
+// Commit. Publish makes them visible to readers without committing: a View is
+// an index snapshot plus an immutable overlay of the records written since
+// the last Commit. View.Range resolves revisions from the overlay and
+// otherwise from bbolt in a read transaction that lives for one Range only
+// and re-checks the finished compaction revision, so a Range racing a
+// physical compaction answers "compacted", never a wrong or partial result.
+//
+// # Errors
+//
+// Client-visible failures are data: *messages.Error values from
+// messages/rpcerr, returned inside responses. Go errors are returned only by
+// Open, Commit and Close (I/O and corruption).
+package mvcc
