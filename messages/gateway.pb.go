@@ -5,7 +5,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: gateway.proto
+// source: proto/gateway.proto
 
 package messages
 
@@ -36,7 +36,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_gateway_proto_msgTypes[0]
+	mi := &file_proto_gateway_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -48,7 +48,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[0]
+	mi := &file_proto_gateway_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -61,7 +61,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{0}
+	return file_proto_gateway_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Error) GetCode() uint32 {
@@ -98,7 +98,7 @@ type ClientRequest struct {
 
 func (x *ClientRequest) Reset() {
 	*x = ClientRequest{}
-	mi := &file_gateway_proto_msgTypes[1]
+	mi := &file_proto_gateway_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -110,7 +110,7 @@ func (x *ClientRequest) String() string {
 func (*ClientRequest) ProtoMessage() {}
 
 func (x *ClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[1]
+	mi := &file_proto_gateway_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -123,7 +123,7 @@ func (x *ClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientRequest.ProtoReflect.Descriptor instead.
 func (*ClientRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{1}
+	return file_proto_gateway_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *ClientRequest) GetRequest() isClientRequest_Request {
@@ -293,7 +293,7 @@ type ClientResponse struct {
 
 func (x *ClientResponse) Reset() {
 	*x = ClientResponse{}
-	mi := &file_gateway_proto_msgTypes[2]
+	mi := &file_proto_gateway_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +305,7 @@ func (x *ClientResponse) String() string {
 func (*ClientResponse) ProtoMessage() {}
 
 func (x *ClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[2]
+	mi := &file_proto_gateway_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +318,7 @@ func (x *ClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientResponse.ProtoReflect.Descriptor instead.
 func (*ClientResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{2}
+	return file_proto_gateway_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ClientResponse) GetResponse() isClientResponse_Response {
@@ -482,11 +482,11 @@ func (*ClientResponse_MemberList) isClientResponse_Response() {}
 
 func (*ClientResponse_Error) isClientResponse_Response() {}
 
-var File_gateway_proto protoreflect.FileDescriptor
+var File_proto_gateway_proto protoreflect.FileDescriptor
 
-const file_gateway_proto_rawDesc = "" +
+const file_proto_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\rgateway.proto\x12\x05aetcd\x1a\bkv.proto\x1a\x11maintenance.proto\"5\n" +
+	"\x13proto/gateway.proto\x12\x05aetcd\x1a\x0eproto/kv.proto\x1a\x17proto/maintenance.proto\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\xdc\x03\n" +
@@ -522,19 +522,19 @@ const file_gateway_proto_rawDesc = "" +
 	"\bresponseB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
 
 var (
-	file_gateway_proto_rawDescOnce sync.Once
-	file_gateway_proto_rawDescData []byte
+	file_proto_gateway_proto_rawDescOnce sync.Once
+	file_proto_gateway_proto_rawDescData []byte
 )
 
-func file_gateway_proto_rawDescGZIP() []byte {
-	file_gateway_proto_rawDescOnce.Do(func() {
-		file_gateway_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_gateway_proto_rawDesc), len(file_gateway_proto_rawDesc)))
+func file_proto_gateway_proto_rawDescGZIP() []byte {
+	file_proto_gateway_proto_rawDescOnce.Do(func() {
+		file_proto_gateway_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_proto_gateway_proto_rawDesc), len(file_proto_gateway_proto_rawDesc)))
 	})
-	return file_gateway_proto_rawDescData
+	return file_proto_gateway_proto_rawDescData
 }
 
-var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
-var file_gateway_proto_goTypes = []any{
+var file_proto_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_proto_gateway_proto_goTypes = []any{
 	(*Error)(nil),               // 0: aetcd.Error
 	(*ClientRequest)(nil),       // 1: aetcd.ClientRequest
 	(*ClientResponse)(nil),      // 2: aetcd.ClientResponse
@@ -557,7 +557,7 @@ var file_gateway_proto_goTypes = []any{
 	(*HashKVResponse)(nil),      // 19: aetcd.HashKVResponse
 	(*MemberListResponse)(nil),  // 20: aetcd.MemberListResponse
 }
-var file_gateway_proto_depIdxs = []int32{
+var file_proto_gateway_proto_depIdxs = []int32{
 	3,  // 0: aetcd.ClientRequest.range:type_name -> aetcd.RangeRequest
 	4,  // 1: aetcd.ClientRequest.put:type_name -> aetcd.PutRequest
 	5,  // 2: aetcd.ClientRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
@@ -584,14 +584,14 @@ var file_gateway_proto_depIdxs = []int32{
 	0,  // [0:19] is the sub-list for field type_name
 }
 
-func init() { file_gateway_proto_init() }
-func file_gateway_proto_init() {
-	if File_gateway_proto != nil {
+func init() { file_proto_gateway_proto_init() }
+func file_proto_gateway_proto_init() {
+	if File_proto_gateway_proto != nil {
 		return
 	}
-	file_kv_proto_init()
-	file_maintenance_proto_init()
-	file_gateway_proto_msgTypes[1].OneofWrappers = []any{
+	file_proto_kv_proto_init()
+	file_proto_maintenance_proto_init()
+	file_proto_gateway_proto_msgTypes[1].OneofWrappers = []any{
 		(*ClientRequest_Range)(nil),
 		(*ClientRequest_Put)(nil),
 		(*ClientRequest_DeleteRange)(nil),
@@ -602,7 +602,7 @@ func file_gateway_proto_init() {
 		(*ClientRequest_HashKv)(nil),
 		(*ClientRequest_MemberList)(nil),
 	}
-	file_gateway_proto_msgTypes[2].OneofWrappers = []any{
+	file_proto_gateway_proto_msgTypes[2].OneofWrappers = []any{
 		(*ClientResponse_Range)(nil),
 		(*ClientResponse_Put)(nil),
 		(*ClientResponse_DeleteRange)(nil),
@@ -618,17 +618,17 @@ func file_gateway_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_proto_rawDesc), len(file_gateway_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_gateway_proto_rawDesc), len(file_proto_gateway_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_gateway_proto_goTypes,
-		DependencyIndexes: file_gateway_proto_depIdxs,
-		MessageInfos:      file_gateway_proto_msgTypes,
+		GoTypes:           file_proto_gateway_proto_goTypes,
+		DependencyIndexes: file_proto_gateway_proto_depIdxs,
+		MessageInfos:      file_proto_gateway_proto_msgTypes,
 	}.Build()
-	File_gateway_proto = out.File
-	file_gateway_proto_goTypes = nil
-	file_gateway_proto_depIdxs = nil
+	File_proto_gateway_proto = out.File
+	file_proto_gateway_proto_goTypes = nil
+	file_proto_gateway_proto_depIdxs = nil
 }

@@ -5,7 +5,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: maintenance.proto
+// source: proto/maintenance.proto
 
 package messages
 
@@ -57,11 +57,11 @@ func (x AlarmType) String() string {
 }
 
 func (AlarmType) Descriptor() protoreflect.EnumDescriptor {
-	return file_maintenance_proto_enumTypes[0].Descriptor()
+	return file_proto_maintenance_proto_enumTypes[0].Descriptor()
 }
 
 func (AlarmType) Type() protoreflect.EnumType {
-	return &file_maintenance_proto_enumTypes[0]
+	return &file_proto_maintenance_proto_enumTypes[0]
 }
 
 func (x AlarmType) Number() protoreflect.EnumNumber {
@@ -70,7 +70,7 @@ func (x AlarmType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlarmType.Descriptor instead.
 func (AlarmType) EnumDescriptor() ([]byte, []int) {
-	return file_maintenance_proto_rawDescGZIP(), []int{0}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{0}
 }
 
 type AlarmRequest_AlarmAction int32
@@ -106,11 +106,11 @@ func (x AlarmRequest_AlarmAction) String() string {
 }
 
 func (AlarmRequest_AlarmAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_maintenance_proto_enumTypes[1].Descriptor()
+	return file_proto_maintenance_proto_enumTypes[1].Descriptor()
 }
 
 func (AlarmRequest_AlarmAction) Type() protoreflect.EnumType {
-	return &file_maintenance_proto_enumTypes[1]
+	return &file_proto_maintenance_proto_enumTypes[1]
 }
 
 func (x AlarmRequest_AlarmAction) Number() protoreflect.EnumNumber {
@@ -119,7 +119,7 @@ func (x AlarmRequest_AlarmAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlarmRequest_AlarmAction.Descriptor instead.
 func (AlarmRequest_AlarmAction) EnumDescriptor() ([]byte, []int) {
-	return file_maintenance_proto_rawDescGZIP(), []int{0, 0}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{0, 0}
 }
 
 type AlarmRequest struct {
@@ -133,7 +133,7 @@ type AlarmRequest struct {
 
 func (x *AlarmRequest) Reset() {
 	*x = AlarmRequest{}
-	mi := &file_maintenance_proto_msgTypes[0]
+	mi := &file_proto_maintenance_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -145,7 +145,7 @@ func (x *AlarmRequest) String() string {
 func (*AlarmRequest) ProtoMessage() {}
 
 func (x *AlarmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maintenance_proto_msgTypes[0]
+	mi := &file_proto_maintenance_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -158,7 +158,7 @@ func (x *AlarmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmRequest.ProtoReflect.Descriptor instead.
 func (*AlarmRequest) Descriptor() ([]byte, []int) {
-	return file_maintenance_proto_rawDescGZIP(), []int{0}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *AlarmRequest) GetAction() AlarmRequest_AlarmAction {
@@ -192,7 +192,7 @@ type AlarmMember struct {
 
 func (x *AlarmMember) Reset() {
 	*x = AlarmMember{}
-	mi := &file_maintenance_proto_msgTypes[1]
+	mi := &file_proto_maintenance_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -204,7 +204,7 @@ func (x *AlarmMember) String() string {
 func (*AlarmMember) ProtoMessage() {}
 
 func (x *AlarmMember) ProtoReflect() protoreflect.Message {
-	mi := &file_maintenance_proto_msgTypes[1]
+	mi := &file_proto_maintenance_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -217,7 +217,7 @@ func (x *AlarmMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmMember.ProtoReflect.Descriptor instead.
 func (*AlarmMember) Descriptor() ([]byte, []int) {
-	return file_maintenance_proto_rawDescGZIP(), []int{1}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *AlarmMember) GetMemberID() uint64 {
@@ -244,7 +244,7 @@ type AlarmResponse struct {
 
 func (x *AlarmResponse) Reset() {
 	*x = AlarmResponse{}
-	mi := &file_maintenance_proto_msgTypes[2]
+	mi := &file_proto_maintenance_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +256,7 @@ func (x *AlarmResponse) String() string {
 func (*AlarmResponse) ProtoMessage() {}
 
 func (x *AlarmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maintenance_proto_msgTypes[2]
+	mi := &file_proto_maintenance_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,7 +269,7 @@ func (x *AlarmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmResponse.ProtoReflect.Descriptor instead.
 func (*AlarmResponse) Descriptor() ([]byte, []int) {
-	return file_maintenance_proto_rawDescGZIP(), []int{2}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *AlarmResponse) GetHeader() *ResponseHeader {
@@ -294,7 +294,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_maintenance_proto_msgTypes[3]
+	mi := &file_proto_maintenance_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -306,7 +306,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maintenance_proto_msgTypes[3]
+	mi := &file_proto_maintenance_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -319,7 +319,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_maintenance_proto_rawDescGZIP(), []int{3}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{3}
 }
 
 type DowngradeInfo struct {
@@ -332,7 +332,7 @@ type DowngradeInfo struct {
 
 func (x *DowngradeInfo) Reset() {
 	*x = DowngradeInfo{}
-	mi := &file_maintenance_proto_msgTypes[4]
+	mi := &file_proto_maintenance_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +344,7 @@ func (x *DowngradeInfo) String() string {
 func (*DowngradeInfo) ProtoMessage() {}
 
 func (x *DowngradeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_maintenance_proto_msgTypes[4]
+	mi := &file_proto_maintenance_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +357,7 @@ func (x *DowngradeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DowngradeInfo.ProtoReflect.Descriptor instead.
 func (*DowngradeInfo) Descriptor() ([]byte, []int) {
-	return file_maintenance_proto_rawDescGZIP(), []int{4}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DowngradeInfo) GetEnabled() bool {
@@ -395,7 +395,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_maintenance_proto_msgTypes[5]
+	mi := &file_proto_maintenance_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +407,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maintenance_proto_msgTypes[5]
+	mi := &file_proto_maintenance_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +420,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_maintenance_proto_rawDescGZIP(), []int{5}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StatusResponse) GetHeader() *ResponseHeader {
@@ -523,7 +523,7 @@ type HashKVRequest struct {
 
 func (x *HashKVRequest) Reset() {
 	*x = HashKVRequest{}
-	mi := &file_maintenance_proto_msgTypes[6]
+	mi := &file_proto_maintenance_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +535,7 @@ func (x *HashKVRequest) String() string {
 func (*HashKVRequest) ProtoMessage() {}
 
 func (x *HashKVRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maintenance_proto_msgTypes[6]
+	mi := &file_proto_maintenance_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +548,7 @@ func (x *HashKVRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashKVRequest.ProtoReflect.Descriptor instead.
 func (*HashKVRequest) Descriptor() ([]byte, []int) {
-	return file_maintenance_proto_rawDescGZIP(), []int{6}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *HashKVRequest) GetRevision() int64 {
@@ -570,7 +570,7 @@ type HashKVResponse struct {
 
 func (x *HashKVResponse) Reset() {
 	*x = HashKVResponse{}
-	mi := &file_maintenance_proto_msgTypes[7]
+	mi := &file_proto_maintenance_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +582,7 @@ func (x *HashKVResponse) String() string {
 func (*HashKVResponse) ProtoMessage() {}
 
 func (x *HashKVResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maintenance_proto_msgTypes[7]
+	mi := &file_proto_maintenance_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +595,7 @@ func (x *HashKVResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashKVResponse.ProtoReflect.Descriptor instead.
 func (*HashKVResponse) Descriptor() ([]byte, []int) {
-	return file_maintenance_proto_rawDescGZIP(), []int{7}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HashKVResponse) GetHeader() *ResponseHeader {
@@ -639,7 +639,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_maintenance_proto_msgTypes[8]
+	mi := &file_proto_maintenance_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +651,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_maintenance_proto_msgTypes[8]
+	mi := &file_proto_maintenance_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +664,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_maintenance_proto_rawDescGZIP(), []int{8}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Member) GetID() uint64 {
@@ -711,7 +711,7 @@ type MemberListRequest struct {
 
 func (x *MemberListRequest) Reset() {
 	*x = MemberListRequest{}
-	mi := &file_maintenance_proto_msgTypes[9]
+	mi := &file_proto_maintenance_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +723,7 @@ func (x *MemberListRequest) String() string {
 func (*MemberListRequest) ProtoMessage() {}
 
 func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maintenance_proto_msgTypes[9]
+	mi := &file_proto_maintenance_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +736,7 @@ func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListRequest.ProtoReflect.Descriptor instead.
 func (*MemberListRequest) Descriptor() ([]byte, []int) {
-	return file_maintenance_proto_rawDescGZIP(), []int{9}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MemberListRequest) GetLinearizable() bool {
@@ -756,7 +756,7 @@ type MemberListResponse struct {
 
 func (x *MemberListResponse) Reset() {
 	*x = MemberListResponse{}
-	mi := &file_maintenance_proto_msgTypes[10]
+	mi := &file_proto_maintenance_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +768,7 @@ func (x *MemberListResponse) String() string {
 func (*MemberListResponse) ProtoMessage() {}
 
 func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maintenance_proto_msgTypes[10]
+	mi := &file_proto_maintenance_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +781,7 @@ func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListResponse.ProtoReflect.Descriptor instead.
 func (*MemberListResponse) Descriptor() ([]byte, []int) {
-	return file_maintenance_proto_rawDescGZIP(), []int{10}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MemberListResponse) GetHeader() *ResponseHeader {
@@ -798,11 +798,11 @@ func (x *MemberListResponse) GetMembers() []*Member {
 	return nil
 }
 
-var File_maintenance_proto protoreflect.FileDescriptor
+var File_proto_maintenance_proto protoreflect.FileDescriptor
 
-const file_maintenance_proto_rawDesc = "" +
+const file_proto_maintenance_proto_rawDesc = "" +
 	"\n" +
-	"\x11maintenance.proto\x12\x05aetcd\x1a\bkv.proto\"\xc1\x01\n" +
+	"\x17proto/maintenance.proto\x12\x05aetcd\x1a\x0eproto/kv.proto\"\xc1\x01\n" +
 	"\fAlarmRequest\x127\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x1f.aetcd.AlarmRequest.AlarmActionR\x06action\x12\x1a\n" +
 	"\bmemberID\x18\x02 \x01(\x04R\bmemberID\x12&\n" +
@@ -863,20 +863,20 @@ const file_maintenance_proto_rawDesc = "" +
 	"\aCORRUPT\x10\x02B!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
 
 var (
-	file_maintenance_proto_rawDescOnce sync.Once
-	file_maintenance_proto_rawDescData []byte
+	file_proto_maintenance_proto_rawDescOnce sync.Once
+	file_proto_maintenance_proto_rawDescData []byte
 )
 
-func file_maintenance_proto_rawDescGZIP() []byte {
-	file_maintenance_proto_rawDescOnce.Do(func() {
-		file_maintenance_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_maintenance_proto_rawDesc), len(file_maintenance_proto_rawDesc)))
+func file_proto_maintenance_proto_rawDescGZIP() []byte {
+	file_proto_maintenance_proto_rawDescOnce.Do(func() {
+		file_proto_maintenance_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_proto_maintenance_proto_rawDesc), len(file_proto_maintenance_proto_rawDesc)))
 	})
-	return file_maintenance_proto_rawDescData
+	return file_proto_maintenance_proto_rawDescData
 }
 
-var file_maintenance_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_maintenance_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
-var file_maintenance_proto_goTypes = []any{
+var file_proto_maintenance_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_proto_maintenance_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_proto_maintenance_proto_goTypes = []any{
 	(AlarmType)(0),                // 0: aetcd.AlarmType
 	(AlarmRequest_AlarmAction)(0), // 1: aetcd.AlarmRequest.AlarmAction
 	(*AlarmRequest)(nil),          // 2: aetcd.AlarmRequest
@@ -892,7 +892,7 @@ var file_maintenance_proto_goTypes = []any{
 	(*MemberListResponse)(nil),    // 12: aetcd.MemberListResponse
 	(*ResponseHeader)(nil),        // 13: aetcd.ResponseHeader
 }
-var file_maintenance_proto_depIdxs = []int32{
+var file_proto_maintenance_proto_depIdxs = []int32{
 	1,  // 0: aetcd.AlarmRequest.action:type_name -> aetcd.AlarmRequest.AlarmAction
 	0,  // 1: aetcd.AlarmRequest.alarm:type_name -> aetcd.AlarmType
 	0,  // 2: aetcd.AlarmMember.alarm:type_name -> aetcd.AlarmType
@@ -910,28 +910,28 @@ var file_maintenance_proto_depIdxs = []int32{
 	0,  // [0:10] is the sub-list for field type_name
 }
 
-func init() { file_maintenance_proto_init() }
-func file_maintenance_proto_init() {
-	if File_maintenance_proto != nil {
+func init() { file_proto_maintenance_proto_init() }
+func file_proto_maintenance_proto_init() {
+	if File_proto_maintenance_proto != nil {
 		return
 	}
-	file_kv_proto_init()
+	file_proto_kv_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_maintenance_proto_rawDesc), len(file_maintenance_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_maintenance_proto_rawDesc), len(file_proto_maintenance_proto_rawDesc)),
 			NumEnums:      2,
 			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_maintenance_proto_goTypes,
-		DependencyIndexes: file_maintenance_proto_depIdxs,
-		EnumInfos:         file_maintenance_proto_enumTypes,
-		MessageInfos:      file_maintenance_proto_msgTypes,
+		GoTypes:           file_proto_maintenance_proto_goTypes,
+		DependencyIndexes: file_proto_maintenance_proto_depIdxs,
+		EnumInfos:         file_proto_maintenance_proto_enumTypes,
+		MessageInfos:      file_proto_maintenance_proto_msgTypes,
 	}.Build()
-	File_maintenance_proto = out.File
-	file_maintenance_proto_goTypes = nil
-	file_maintenance_proto_depIdxs = nil
+	File_proto_maintenance_proto = out.File
+	file_proto_maintenance_proto_goTypes = nil
+	file_proto_maintenance_proto_depIdxs = nil
 }

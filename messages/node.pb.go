@@ -5,7 +5,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: node.proto
+// source: proto/node.proto
 
 package messages
 
@@ -45,7 +45,7 @@ type InternalRequest struct {
 
 func (x *InternalRequest) Reset() {
 	*x = InternalRequest{}
-	mi := &file_node_proto_msgTypes[0]
+	mi := &file_proto_node_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -57,7 +57,7 @@ func (x *InternalRequest) String() string {
 func (*InternalRequest) ProtoMessage() {}
 
 func (x *InternalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[0]
+	mi := &file_proto_node_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -70,7 +70,7 @@ func (x *InternalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InternalRequest.ProtoReflect.Descriptor instead.
 func (*InternalRequest) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{0}
+	return file_proto_node_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *InternalRequest) GetId() uint64 {
@@ -169,7 +169,7 @@ type Propose struct {
 
 func (x *Propose) Reset() {
 	*x = Propose{}
-	mi := &file_node_proto_msgTypes[1]
+	mi := &file_proto_node_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -181,7 +181,7 @@ func (x *Propose) String() string {
 func (*Propose) ProtoMessage() {}
 
 func (x *Propose) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[1]
+	mi := &file_proto_node_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -194,7 +194,7 @@ func (x *Propose) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Propose.ProtoReflect.Descriptor instead.
 func (*Propose) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{1}
+	return file_proto_node_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Propose) GetRequest() *InternalRequest {
@@ -214,7 +214,7 @@ type ReadIndex struct {
 
 func (x *ReadIndex) Reset() {
 	*x = ReadIndex{}
-	mi := &file_node_proto_msgTypes[2]
+	mi := &file_proto_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -226,7 +226,7 @@ func (x *ReadIndex) String() string {
 func (*ReadIndex) ProtoMessage() {}
 
 func (x *ReadIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[2]
+	mi := &file_proto_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -239,7 +239,7 @@ func (x *ReadIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndex.ProtoReflect.Descriptor instead.
 func (*ReadIndex) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{2}
+	return file_proto_node_proto_rawDescGZIP(), []int{2}
 }
 
 type ReadReady struct {
@@ -252,7 +252,7 @@ type ReadReady struct {
 
 func (x *ReadReady) Reset() {
 	*x = ReadReady{}
-	mi := &file_node_proto_msgTypes[3]
+	mi := &file_proto_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -264,7 +264,7 @@ func (x *ReadReady) String() string {
 func (*ReadReady) ProtoMessage() {}
 
 func (x *ReadReady) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[3]
+	mi := &file_proto_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -277,7 +277,7 @@ func (x *ReadReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadReady.ProtoReflect.Descriptor instead.
 func (*ReadReady) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{3}
+	return file_proto_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ReadReady) GetIndex() uint64 {
@@ -303,7 +303,7 @@ type Tick struct {
 
 func (x *Tick) Reset() {
 	*x = Tick{}
-	mi := &file_node_proto_msgTypes[4]
+	mi := &file_proto_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +315,7 @@ func (x *Tick) String() string {
 func (*Tick) ProtoMessage() {}
 
 func (x *Tick) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[4]
+	mi := &file_proto_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +328,7 @@ func (x *Tick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tick.ProtoReflect.Descriptor instead.
 func (*Tick) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{4}
+	return file_proto_node_proto_rawDescGZIP(), []int{4}
 }
 
 // Persist asks the WAL writer to make entries and hard state durable.
@@ -342,7 +342,7 @@ type Persist struct {
 
 func (x *Persist) Reset() {
 	*x = Persist{}
-	mi := &file_node_proto_msgTypes[5]
+	mi := &file_proto_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +354,7 @@ func (x *Persist) String() string {
 func (*Persist) ProtoMessage() {}
 
 func (x *Persist) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[5]
+	mi := &file_proto_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +367,7 @@ func (x *Persist) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Persist.ProtoReflect.Descriptor instead.
 func (*Persist) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{5}
+	return file_proto_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Persist) GetHardState() *HardState {
@@ -384,19 +384,21 @@ func (x *Persist) GetEntries() []*Entry {
 	return nil
 }
 
-// Persisted reports that every entry through index (of term) and the last
-// hard state sent are durable.
+// Persisted reports that the oldest `batches` Persist messages not yet
+// reported are durable; index and term are those of the last entry among
+// them (0 when they carried only hard state).
 type Persisted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	Batches       uint64                 `protobuf:"varint,3,opt,name=batches,proto3" json:"batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Persisted) Reset() {
 	*x = Persisted{}
-	mi := &file_node_proto_msgTypes[6]
+	mi := &file_proto_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -408,7 +410,7 @@ func (x *Persisted) String() string {
 func (*Persisted) ProtoMessage() {}
 
 func (x *Persisted) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[6]
+	mi := &file_proto_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -421,7 +423,7 @@ func (x *Persisted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Persisted.ProtoReflect.Descriptor instead.
 func (*Persisted) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{6}
+	return file_proto_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Persisted) GetIndex() uint64 {
@@ -438,6 +440,13 @@ func (x *Persisted) GetTerm() uint64 {
 	return 0
 }
 
+func (x *Persisted) GetBatches() uint64 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
 // WALFailed reports a failed write or fdatasync; the member must stop.
 type WALFailed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -448,7 +457,7 @@ type WALFailed struct {
 
 func (x *WALFailed) Reset() {
 	*x = WALFailed{}
-	mi := &file_node_proto_msgTypes[7]
+	mi := &file_proto_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -460,7 +469,7 @@ func (x *WALFailed) String() string {
 func (*WALFailed) ProtoMessage() {}
 
 func (x *WALFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[7]
+	mi := &file_proto_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -473,7 +482,7 @@ func (x *WALFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WALFailed.ProtoReflect.Descriptor instead.
 func (*WALFailed) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{7}
+	return file_proto_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WALFailed) GetReason() string {
@@ -494,7 +503,7 @@ type Waiter struct {
 
 func (x *Waiter) Reset() {
 	*x = Waiter{}
-	mi := &file_node_proto_msgTypes[8]
+	mi := &file_proto_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +515,7 @@ func (x *Waiter) String() string {
 func (*Waiter) ProtoMessage() {}
 
 func (x *Waiter) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[8]
+	mi := &file_proto_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +528,7 @@ func (x *Waiter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Waiter.ProtoReflect.Descriptor instead.
 func (*Waiter) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{8}
+	return file_proto_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Waiter) GetRequestId() uint64 {
@@ -547,7 +556,7 @@ type Apply struct {
 
 func (x *Apply) Reset() {
 	*x = Apply{}
-	mi := &file_node_proto_msgTypes[9]
+	mi := &file_proto_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +568,7 @@ func (x *Apply) String() string {
 func (*Apply) ProtoMessage() {}
 
 func (x *Apply) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[9]
+	mi := &file_proto_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +581,7 @@ func (x *Apply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Apply.ProtoReflect.Descriptor instead.
 func (*Apply) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{9}
+	return file_proto_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Apply) GetEntries() []*Entry {
@@ -601,7 +610,7 @@ type WaitApplied struct {
 
 func (x *WaitApplied) Reset() {
 	*x = WaitApplied{}
-	mi := &file_node_proto_msgTypes[10]
+	mi := &file_proto_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +622,7 @@ func (x *WaitApplied) String() string {
 func (*WaitApplied) ProtoMessage() {}
 
 func (x *WaitApplied) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[10]
+	mi := &file_proto_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +635,7 @@ func (x *WaitApplied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitApplied.ProtoReflect.Descriptor instead.
 func (*WaitApplied) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{10}
+	return file_proto_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WaitApplied) GetIndex() uint64 {
@@ -653,7 +662,7 @@ type Applied struct {
 
 func (x *Applied) Reset() {
 	*x = Applied{}
-	mi := &file_node_proto_msgTypes[11]
+	mi := &file_proto_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +674,7 @@ func (x *Applied) String() string {
 func (*Applied) ProtoMessage() {}
 
 func (x *Applied) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[11]
+	mi := &file_proto_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +687,7 @@ func (x *Applied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Applied.ProtoReflect.Descriptor instead.
 func (*Applied) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{11}
+	return file_proto_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Applied) GetIndex() uint64 {
@@ -697,7 +706,7 @@ type Flush struct {
 
 func (x *Flush) Reset() {
 	*x = Flush{}
-	mi := &file_node_proto_msgTypes[12]
+	mi := &file_proto_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +718,7 @@ func (x *Flush) String() string {
 func (*Flush) ProtoMessage() {}
 
 func (x *Flush) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[12]
+	mi := &file_proto_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +731,7 @@ func (x *Flush) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flush.ProtoReflect.Descriptor instead.
 func (*Flush) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{12}
+	return file_proto_node_proto_rawDescGZIP(), []int{12}
 }
 
 // CommitBackend is a self-sent timer message for the applier's periodic
@@ -735,7 +744,7 @@ type CommitBackend struct {
 
 func (x *CommitBackend) Reset() {
 	*x = CommitBackend{}
-	mi := &file_node_proto_msgTypes[13]
+	mi := &file_proto_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +756,7 @@ func (x *CommitBackend) String() string {
 func (*CommitBackend) ProtoMessage() {}
 
 func (x *CommitBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[13]
+	mi := &file_proto_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,16 +769,14 @@ func (x *CommitBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitBackend.ProtoReflect.Descriptor instead.
 func (*CommitBackend) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{13}
+	return file_proto_node_proto_rawDescGZIP(), []int{13}
 }
 
-var File_node_proto protoreflect.FileDescriptor
+var File_proto_node_proto protoreflect.FileDescriptor
 
-const file_node_proto_rawDesc = "" +
+const file_proto_node_proto_rawDesc = "" +
 	"\n" +
-	"\n" +
-	"node.proto\x12\x05aetcd\x1a\vactor.proto\x1a\bkv.proto\x1a\n" +
-	"raft.proto\x1a\rgateway.proto\"\x8e\x02\n" +
+	"\x10proto/node.proto\x12\x05aetcd\x1a\vactor.proto\x1a\x0eproto/kv.proto\x1a\x10proto/raft.proto\x1a\x13proto/gateway.proto\"\x8e\x02\n" +
 	"\x0fInternalRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\x04R\x06origin\x12%\n" +
@@ -790,10 +797,11 @@ const file_node_proto_rawDesc = "" +
 	"\aPersist\x12/\n" +
 	"\n" +
 	"hard_state\x18\x01 \x01(\v2\x10.aetcd.HardStateR\thardState\x12&\n" +
-	"\aentries\x18\x02 \x03(\v2\f.aetcd.EntryR\aentries\"5\n" +
+	"\aentries\x18\x02 \x03(\v2\f.aetcd.EntryR\aentries\"O\n" +
 	"\tPersisted\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
-	"\x04term\x18\x02 \x01(\x04R\x04term\"#\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x18\n" +
+	"\abatches\x18\x03 \x01(\x04R\abatches\"#\n" +
 	"\tWALFailed\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"N\n" +
 	"\x06Waiter\x12\x1d\n" +
@@ -814,19 +822,19 @@ const file_node_proto_rawDesc = "" +
 	"\rCommitBackendB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
 
 var (
-	file_node_proto_rawDescOnce sync.Once
-	file_node_proto_rawDescData []byte
+	file_proto_node_proto_rawDescOnce sync.Once
+	file_proto_node_proto_rawDescData []byte
 )
 
-func file_node_proto_rawDescGZIP() []byte {
-	file_node_proto_rawDescOnce.Do(func() {
-		file_node_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_node_proto_rawDesc), len(file_node_proto_rawDesc)))
+func file_proto_node_proto_rawDescGZIP() []byte {
+	file_proto_node_proto_rawDescOnce.Do(func() {
+		file_proto_node_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_proto_node_proto_rawDesc), len(file_proto_node_proto_rawDesc)))
 	})
-	return file_node_proto_rawDescData
+	return file_proto_node_proto_rawDescData
 }
 
-var file_node_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
-var file_node_proto_goTypes = []any{
+var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_proto_node_proto_goTypes = []any{
 	(*InternalRequest)(nil),    // 0: aetcd.InternalRequest
 	(*Propose)(nil),            // 1: aetcd.Propose
 	(*ReadIndex)(nil),          // 2: aetcd.ReadIndex
@@ -850,7 +858,7 @@ var file_node_proto_goTypes = []any{
 	(*Entry)(nil),              // 20: aetcd.Entry
 	(*actor.PID)(nil),          // 21: actor.PID
 }
-var file_node_proto_depIdxs = []int32{
+var file_proto_node_proto_depIdxs = []int32{
 	14, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
 	15, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
 	16, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
@@ -870,15 +878,15 @@ var file_node_proto_depIdxs = []int32{
 	0,  // [0:12] is the sub-list for field type_name
 }
 
-func init() { file_node_proto_init() }
-func file_node_proto_init() {
-	if File_node_proto != nil {
+func init() { file_proto_node_proto_init() }
+func file_proto_node_proto_init() {
+	if File_proto_node_proto != nil {
 		return
 	}
-	file_kv_proto_init()
-	file_raft_proto_init()
-	file_gateway_proto_init()
-	file_node_proto_msgTypes[0].OneofWrappers = []any{
+	file_proto_kv_proto_init()
+	file_proto_raft_proto_init()
+	file_proto_gateway_proto_init()
+	file_proto_node_proto_msgTypes[0].OneofWrappers = []any{
 		(*InternalRequest_Put)(nil),
 		(*InternalRequest_DeleteRange)(nil),
 		(*InternalRequest_Txn)(nil),
@@ -888,17 +896,17 @@ func file_node_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_proto_rawDesc), len(file_node_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_node_proto_rawDesc), len(file_proto_node_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_node_proto_goTypes,
-		DependencyIndexes: file_node_proto_depIdxs,
-		MessageInfos:      file_node_proto_msgTypes,
+		GoTypes:           file_proto_node_proto_goTypes,
+		DependencyIndexes: file_proto_node_proto_depIdxs,
+		MessageInfos:      file_proto_node_proto_msgTypes,
 	}.Build()
-	File_node_proto = out.File
-	file_node_proto_goTypes = nil
-	file_node_proto_depIdxs = nil
+	File_proto_node_proto = out.File
+	file_proto_node_proto_goTypes = nil
+	file_proto_node_proto_depIdxs = nil
 }

@@ -14,7 +14,9 @@ if [ "$("$bin/protoc-gen-go" --version 2>/dev/null)" != "protoc-gen-go $PROTOC_G
 fi
 actor_dir="$(go list -m -f '{{.Dir}}' github.com/asynkron/protoactor-go)/actor"
 rm -f messages/*.pb.go
-PATH="$bin:$PATH" protoc -I proto -I "$actor_dir" \
-  --go_out=messages --go_opt=paths=source_relative \
+# Files register as "proto/<name>.proto", not "<name>.proto": etcd's own
+# packages (linked by tests and tools) register kv.proto and raft.proto.
+PATH="$bin:$PATH" protoc -I . -I "$actor_dir" \
+  --go_out=. --go_opt=module=github.com/aetcd/aetcd \
   --go_opt=Mactor.proto=github.com/asynkron/protoactor-go/actor \
   proto/*.proto
