@@ -482,3 +482,6 @@ func (c *Core) hardState() hardState { return hardState{c.term, c.vote, c.log.co
 func (c *Core) voteDurable(term, vote uint64) bool {
 	return c.durableTerm > term || (c.durableTerm == term && c.durableVote == vote)
 }
+
+// Committed returns the commit index.
+func (c *Core) Committed() uint64 { return c.log.committed }

@@ -1,0 +1,251 @@
+package actors
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/aetcd/aetcd/messages"
+	"github.com/aetcd/aetcd/persistence/mvcc"
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
+	"google.golang.org/protobuf/proto"
+)
+
+// applier applies committed entries, in log order, to the MVCC store. All
+// Apply messages queued before a self-sent Flush are applied as one batch,
+// then published as one read view, and only then are their clients
+// answered, so a client that saw its write acknowledged reads it from any
+// later view. The backend is committed (bbolt fsync) every CommitInterval
+// or once MaxPending writes wait, whichever comes first; until then applied
+// writes live in the published views and in the WAL, which replays every
+// entry after the backend's consistent index on restart (exactly once,
+// because the consistent index commits in the same bbolt transaction).
+type applier struct {
+	env   *Env
+	store *mvcc.Store
+	raft  *actor.PID
+	cfg   ApplierConfig
+
+	pending    []*messages.Apply
+	queued     bool
+	waiters    map[uint64]*actor.PID
+	readWaits  []*messages.WaitApplied
+	applied    uint64
+	failed     bool
+	cancelTick scheduler.CancelFunc
+}
+
+// ApplierConfig tunes the applier.
+type ApplierConfig struct {
+	CommitInterval time.Duration // default 100 ms
+	MaxPending     int           // default 10000 writes
+}
+
+// NewApplierProps returns the props of an applier over store. raft receives
+// Applied reports. The store stays owned by the caller.
+func NewApplierProps(env *Env, store *mvcc.Store, raft *actor.PID, cfg ApplierConfig) *actor.Props {
+	if cfg.CommitInterval <= 0 {
+		cfg.CommitInterval = 100 * time.Millisecond
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = 10000
+	}
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &applier{env: env, store: store, raft: raft, cfg: cfg, waiters: map[uint64]*actor.PID{}}
+	})
+}
+
+func (a *applier) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		a.onStarted(ctx)
+	case *messages.Apply:
+		a.onApply(ctx, msg)
+	case *messages.WaitApplied:
+		a.onWaitApplied(ctx, msg)
+	case *messages.Flush:
+		a.onFlush(ctx)
+	case *messages.CommitBackend:
+		a.onCommitBackend()
+	case *messages.ClientRequest:
+		a.onClientRequest(ctx, msg)
+	case *actor.Stopping:
+		a.onStopping()
+	}
+}
+
+func (a *applier) onStarted(ctx actor.Context) {
+	a.applied = a.store.ConsistentIndex()
+	a.env.State.AppliedIndex.Store(a.applied)
+	a.cancelTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(a.cfg.CommitInterval, a.cfg.CommitInterval, ctx.Self(), &messages.CommitBackend{})
+}
+
+func (a *applier) onApply(ctx actor.Context, msg *messages.Apply) {
+	for _, w := range msg.Waiters {
+		a.waiters[w.RequestId] = w.ReplyTo
+	}
+	if len(msg.Entries) == 0 {
+		return
+	}
+	a.pending = append(a.pending, msg)
+	if !a.queued {
+		a.queued = true
+		ctx.Send(ctx.Self(), &messages.Flush{})
+	}
+}
+
+func (a *applier) onWaitApplied(ctx actor.Context, msg *messages.WaitApplied) {
+	if msg.Index <= a.applied {
+		a.release(ctx, msg)
+		return
+	}
+	a.readWaits = append(a.readWaits, msg)
+}
+
+type answer struct {
+	to   *actor.PID
+	resp *messages.ClientResponse
+}
+
+func (a *applier) onFlush(ctx actor.Context) {
+	a.queued = false
+	if a.failed {
+		return
+	}
+	var answers []answer
+	for _, msg := range a.pending {
+		for _, ent := range msg.Entries {
+			if ent.Index <= a.applied {
+				continue
+			}
+			if ent.Index != a.applied+1 {
+				a.fail(fmt.Errorf("applier: entry %d arrived after %d: committed entries must be contiguous", ent.Index, a.applied))
+				return
+			}
+			resp, origin, id, err := a.applyEntry(ent)
+			if err != nil {
+				a.fail(err)
+				return
+			}
+			a.applied = ent.Index
+			if origin == a.env.State.MemberID {
+				if to, ok := a.waiters[id]; ok {
+					delete(a.waiters, id)
+					a.fillHeader(resp, ent.Term)
+					answers = append(answers, answer{to, resp})
+				}
+			}
+		}
+	}
+	a.pending = a.pending[:0]
+	a.store.Publish()
+	a.env.State.AppliedIndex.Store(a.applied)
+	for _, ans := range answers {
+		ctx.Send(ans.to, ans.resp)
+	}
+	a.releaseReads(ctx)
+	ctx.Send(a.raft, &messages.Applied{Index: a.applied})
+	if a.store.Pending() >= a.cfg.MaxPending {
+		a.commit()
+	}
+}
+
+// applyEntry applies one committed entry. A normal entry with data that
+// does not decode is corruption: the member must stop.
+func (a *applier) applyEntry(ent *messages.Entry) (resp *messages.ClientResponse, origin, id uint64, err error) {
+	if ent.Type != messages.EntryType_ENTRY_NORMAL || len(ent.Data) == 0 {
+		a.store.SetConsistentIndex(ent.Index)
+		return nil, 0, 0, nil
+	}
+	var req messages.InternalRequest
+	if err := proto.Unmarshal(ent.Data, &req); err != nil {
+		return nil, 0, 0, fmt.Errorf("applier: entry %d (term %d) does not decode: %w", ent.Index, ent.Term, err)
+	}
+	return a.store.Apply(ent.Index, &req), req.Origin, req.Id, nil
+}
+
+func (a *applier) fillHeader(resp *messages.ClientResponse, term uint64) {
+	var h *messages.ResponseHeader
+	switch r := resp.Response.(type) {
+	case *messages.ClientResponse_Put:
+		h = r.Put.GetHeader()
+	case *messages.ClientResponse_DeleteRange:
+		h = r.DeleteRange.GetHeader()
+	case *messages.ClientResponse_Txn:
+		h = r.Txn.GetHeader()
+	case *messages.ClientResponse_Compaction:
+		h = r.Compaction.GetHeader()
+	}
+	if h != nil {
+		h.ClusterId = a.env.State.ClusterID
+		h.MemberId = a.env.State.MemberID
+		h.RaftTerm = term
+	}
+}
+
+func (a *applier) releaseReads(ctx actor.Context) {
+	if len(a.readWaits) == 0 {
+		return
+	}
+	sort.Slice(a.readWaits, func(i, j int) bool { return a.readWaits[i].Index < a.readWaits[j].Index })
+	n := 0
+	for n < len(a.readWaits) && a.readWaits[n].Index <= a.applied {
+		a.release(ctx, a.readWaits[n])
+		n++
+	}
+	a.readWaits = append(a.readWaits[:0], a.readWaits[n:]...)
+}
+
+func (a *applier) release(ctx actor.Context, w *messages.WaitApplied) {
+	ready := &messages.ReadReady{Index: w.Index}
+	for _, pid := range w.Waiters {
+		ctx.Send(pid, ready)
+	}
+}
+
+func (a *applier) onCommitBackend() {
+	if !a.failed && a.store.Pending() > 0 {
+		a.commit()
+	}
+}
+
+func (a *applier) commit() {
+	if err := a.store.Commit(); err != nil {
+		a.fail(fmt.Errorf("applier: backend commit: %w", err))
+	}
+}
+
+// onClientRequest serves requests that must see the applier's own state
+// (HashKV reads the backend as of the applied index).
+func (a *applier) onClientRequest(ctx actor.Context, msg *messages.ClientRequest) {
+	switch r := msg.Request.(type) {
+	case *messages.ClientRequest_HashKv:
+		a.commit()
+		hash, compactRev, hashRev, e := a.store.HashKV(r.HashKv.Revision)
+		if e != nil {
+			ctx.Respond(&messages.ClientResponse{Response: &messages.ClientResponse_Error{Error: e}})
+			return
+		}
+		ctx.Respond(&messages.ClientResponse{Response: &messages.ClientResponse_HashKv{HashKv: &messages.HashKVResponse{
+			Header: &messages.ResponseHeader{ClusterId: a.env.State.ClusterID, MemberId: a.env.State.MemberID,
+				Revision: a.store.Rev(), RaftTerm: a.env.State.Term.Load()},
+			Hash: hash, CompactRevision: compactRev, HashRevision: hashRev,
+		}}})
+	}
+}
+
+func (a *applier) onStopping() {
+	if a.cancelTick != nil {
+		a.cancelTick()
+	}
+	if !a.failed && a.store.Pending() > 0 {
+		a.commit()
+	}
+}
+
+func (a *applier) fail(err error) {
+	a.failed = true
+	a.env.Logger.Error().Err(err).Msg("applier failed; stopping the member")
+	a.env.Fatal(err)
+}

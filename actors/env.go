@@ -1,0 +1,43 @@
+// Package actors holds one member's actors: the raft node, the WAL writer,
+// the applier and the gateway. They exchange the protobuf messages of
+// package messages; errors between them are *messages.Error values.
+package actors
+
+import (
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+)
+
+// Names under which a member registers its actors in its actor system.
+const (
+	GatewayName = "gateway"
+	RaftName    = "raft"
+	WALName     = "wal"
+	ApplierName = "applier"
+)
+
+// MemberState is what other goroutines may read about a member without a
+// message round trip. Each field has exactly one writer, named beside it.
+type MemberState struct {
+	MemberID  uint64
+	ClusterID uint64
+
+	Term         atomic.Uint64 // raft node
+	Leader       atomic.Uint64 // raft node
+	CommitIndex  atomic.Uint64 // raft node
+	AppliedIndex atomic.Uint64 // applier
+
+	WALSyncs   atomic.Uint64 // WAL writer: fdatasyncs done
+	WALEntries atomic.Uint64 // WAL writer: entries made durable
+	WALRecords atomic.Uint64 // WAL writer: Persist messages made durable
+}
+
+// Env is what every actor of a member is given.
+type Env struct {
+	Logger zerolog.Logger
+	State  *MemberState
+	// Fatal stops the member: called when it can no longer be sure of its
+	// data (a failed fdatasync, a corrupt entry). It must not block.
+	Fatal func(err error)
+}

@@ -1,0 +1,181 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/aetcd/aetcd/messages"
+	"github.com/aetcd/aetcd/messages/rpcerr"
+	"github.com/aetcd/aetcd/persistence/mvcc"
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+)
+
+// gateway is where every client request enters a member, from the etcd gRPC
+// front or from remoting clients. It validates the request (etcd's exact
+// errors), sends writes to the raft node with the client as sender (the
+// applier answers the client once the write is applied), and serves reads
+// from the newest read view on a goroutine of their own, so a large read
+// never holds up the gateway and reads never queue behind writes.
+// Linearizable reads first wait for a ReadIndex confirmed by the raft node
+// and applied by the applier.
+type gateway struct {
+	env    *Env
+	cfg    GatewayConfig
+	store  *mvcc.Store
+	raft   *actor.PID
+	apply  *actor.PID
+	nextID uint64
+}
+
+// GatewayConfig is what the gateway needs to know about its member.
+type GatewayConfig struct {
+	MaxTxnOps       int
+	MaxRequestBytes int
+	RequestTimeout  time.Duration
+	QuotaBytes      int64
+	Members         []*messages.Member
+}
+
+// NewGatewayProps returns the props of a gateway in front of raft (the raft
+// node), applier and store.
+func NewGatewayProps(env *Env, cfg GatewayConfig, store *mvcc.Store, raft, applier *actor.PID) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &gateway{env: env, cfg: cfg, store: store, raft: raft, apply: applier,
+			nextID: uint64(time.Now().UnixNano())}
+	})
+}
+
+func (g *gateway) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *messages.ClientRequest:
+		g.onClientRequest(ctx, msg)
+	}
+}
+
+func (g *gateway) onClientRequest(ctx actor.Context, req *messages.ClientRequest) {
+	if ctx.Sender() == nil {
+		return
+	}
+	if err := CheckRequest(req, g.cfg.MaxTxnOps); err != nil {
+		ctx.Respond(rpcerr.Response(err))
+		return
+	}
+	switch r := req.Request.(type) {
+	case *messages.ClientRequest_Range:
+		g.read(ctx, r.Range)
+	case *messages.ClientRequest_Put:
+		g.propose(ctx, &messages.InternalRequest{Request: &messages.InternalRequest_Put{Put: r.Put}})
+	case *messages.ClientRequest_DeleteRange:
+		g.propose(ctx, &messages.InternalRequest{Request: &messages.InternalRequest_DeleteRange{DeleteRange: r.DeleteRange}})
+	case *messages.ClientRequest_Txn:
+		g.propose(ctx, &messages.InternalRequest{Request: &messages.InternalRequest_Txn{Txn: r.Txn}})
+	case *messages.ClientRequest_Compaction:
+		g.propose(ctx, &messages.InternalRequest{Request: &messages.InternalRequest_Compaction{Compaction: r.Compaction}})
+	case *messages.ClientRequest_Status:
+		ctx.Respond(&messages.ClientResponse{Response: &messages.ClientResponse_Status{Status: g.status()}})
+	case *messages.ClientRequest_Alarm:
+		g.alarm(ctx, r.Alarm)
+	case *messages.ClientRequest_HashKv:
+		ctx.RequestWithCustomSender(g.apply, req, ctx.Sender())
+	case *messages.ClientRequest_MemberList:
+		ctx.Respond(&messages.ClientResponse{Response: &messages.ClientResponse_MemberList{MemberList: &messages.MemberListResponse{
+			Header: g.header(), Members: g.cfg.Members,
+		}}})
+	default:
+		ctx.Respond(rpcerr.Response(&messages.Error{Code: 12, Message: "aetcd: empty or unsupported request"}))
+	}
+}
+
+// propose sends a write to the raft node; the applier answers the sender.
+func (g *gateway) propose(ctx actor.Context, ir *messages.InternalRequest) {
+	g.nextID++
+	ir.Id = g.nextID
+	ir.Origin = g.env.State.MemberID
+	if proto.Size(ir) > g.cfg.MaxRequestBytes {
+		ctx.Respond(rpcerr.Response(rpcerr.RequestTooLarge))
+		return
+	}
+	ctx.RequestWithCustomSender(g.raft, &messages.Propose{Request: ir}, ctx.Sender())
+}
+
+// read serves a Range on its own goroutine and sends the answer to the
+// original sender.
+func (g *gateway) read(ctx actor.Context, r *messages.RangeRequest) {
+	root := ctx.ActorSystem().Root
+	sender := ctx.Sender()
+	go func() {
+		root.Send(sender, g.serveRange(root, r))
+	}()
+}
+
+func (g *gateway) serveRange(root *actor.RootContext, r *messages.RangeRequest) *messages.ClientResponse {
+	if !r.Serializable {
+		if err := g.readIndex(root); err != nil {
+			return rpcerr.Response(err)
+		}
+	}
+	resp, err := g.store.View().Range(r)
+	if err != nil {
+		return rpcerr.Response(err)
+	}
+	g.fill(resp.Header)
+	return &messages.ClientResponse{Response: &messages.ClientResponse_Range{Range: resp}}
+}
+
+// readIndex blocks until the member has applied through a read index the
+// raft node confirmed, or the request times out.
+func (g *gateway) readIndex(root *actor.RootContext) *messages.Error {
+	res, err := root.RequestFuture(g.raft, &messages.ReadIndex{}, g.cfg.RequestTimeout).Result()
+	if err != nil {
+		return rpcerr.Timeout
+	}
+	ready, ok := res.(*messages.ReadReady)
+	if !ok {
+		return rpcerr.Timeout
+	}
+	return ready.Error
+}
+
+func (g *gateway) header() *messages.ResponseHeader {
+	h := &messages.ResponseHeader{Revision: g.store.View().Rev()}
+	g.fill(h)
+	return h
+}
+
+func (g *gateway) fill(h *messages.ResponseHeader) {
+	if h == nil {
+		return
+	}
+	h.ClusterId = g.env.State.ClusterID
+	h.MemberId = g.env.State.MemberID
+	h.RaftTerm = g.env.State.Term.Load()
+}
+
+func (g *gateway) status() *messages.StatusResponse {
+	size, inUse := g.store.Size()
+	return &messages.StatusResponse{
+		Header:           g.header(),
+		Version:          APIVersion,
+		DbSize:           size,
+		DbSizeInUse:      inUse,
+		Leader:           g.env.State.Leader.Load(),
+		RaftIndex:        g.env.State.CommitIndex.Load(),
+		RaftTerm:         g.env.State.Term.Load(),
+		RaftAppliedIndex: g.env.State.AppliedIndex.Load(),
+		DbSizeQuota:      g.cfg.QuotaBytes,
+		StorageVersion:   "3.6.0",
+	}
+}
+
+// alarm answers GET and DEACTIVATE with the member's alarms (none can be
+// raised yet: the space quota is not enforced); ACTIVATE is refused.
+func (g *gateway) alarm(ctx actor.Context, r *messages.AlarmRequest) {
+	if r.Action == messages.AlarmRequest_ACTIVATE {
+		ctx.Respond(rpcerr.Response(&messages.Error{Code: 12, Message: "aetcd: alarm activation is not implemented"}))
+		return
+	}
+	ctx.Respond(&messages.ClientResponse{Response: &messages.ClientResponse_Alarm{Alarm: &messages.AlarmResponse{Header: g.header()}}})
+}
+
+// APIVersion is the etcd server version aetcd reports to etcd clients.
+const APIVersion = "3.6.6"

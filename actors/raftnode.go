@@ -1,0 +1,338 @@
+package actors
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/aetcd/aetcd/cluster/raft"
+	"github.com/aetcd/aetcd/messages"
+	"github.com/aetcd/aetcd/messages/rpcerr"
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
+	"google.golang.org/protobuf/proto"
+)
+
+// raftNode hosts the pure Raft core. Its role (follower, pre-candidate,
+// candidate, leader) is a protoactor Behavior: the behavior decides what a
+// role does with client traffic (a leader proposes, others hold proposals
+// until a leader is known), and every role feeds Raft traffic to the core.
+//
+// Batching: proposals and read requests are collected until a self-sent
+// Flush; then they become one core.Propose and one ReadIndex round, and the
+// core's Ready is handed off once: entries and hard state to the WAL writer,
+// messages to peers at once (the core itself withholds messages that need
+// local durability until Persisted/PersistedHardState report it),
+// committed entries to the applier.
+type raftNode struct {
+	env      *Env
+	cfg      RaftNodeConfig
+	core     *raft.Core
+	behavior actor.Behavior
+	wal      *actor.PID
+	applier  *actor.PID
+	peers    map[uint64]*actor.PID
+
+	proposals []*messages.Propose
+	senders   []*actor.PID
+	reads     []*actor.PID
+	readBatch uint64
+	readWait  map[uint64][]*actor.PID
+	queued    bool
+
+	inflight   []persistWait
+	role       raft.Role
+	cancelTick scheduler.CancelFunc
+	failed     bool
+}
+
+// persistWait is a Persist sent to the WAL writer and not yet reported
+// durable: its last entry (index 0 when none) and its hard state.
+type persistWait struct {
+	index, term uint64
+	hardState   *messages.HardState
+}
+
+// RaftNodeConfig configures the raft node actor.
+type RaftNodeConfig struct {
+	Core              raft.Config
+	Restore           raft.RestoreState
+	HeartbeatInterval time.Duration
+	WAL               *actor.PID
+	Applier           *actor.PID
+	// Peers maps member IDs to their raft node PIDs (empty with one member).
+	Peers map[uint64]*actor.PID
+}
+
+// NewRaftNodeProps returns the props of a raft node. The core is built when
+// the actor starts, from cfg.Restore.
+func NewRaftNodeProps(env *Env, cfg RaftNodeConfig) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		n := &raftNode{env: env, cfg: cfg, wal: cfg.WAL, applier: cfg.Applier, peers: cfg.Peers,
+			behavior: actor.NewBehavior(), readWait: map[uint64][]*actor.PID{}}
+		n.behavior.Become(n.follower)
+		return n
+	})
+}
+
+func (n *raftNode) Receive(ctx actor.Context) {
+	n.behavior.Receive(ctx)
+}
+
+// common handles what every role handles the same way. It reports whether
+// it handled the message.
+func (n *raftNode) common(ctx actor.Context) bool {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		n.onStarted(ctx)
+	case *actor.Stopping:
+		n.onStopping()
+	case *messages.Tick:
+		n.core.Tick()
+		n.schedule(ctx)
+	case *messages.RaftMessage:
+		if err := n.core.Step(msg); err != nil {
+			n.env.Logger.Debug().Err(err).Uint64("from", msg.From).Msg("raft message dropped")
+		}
+		n.schedule(ctx)
+	case *messages.Persisted:
+		n.onPersisted(ctx, msg)
+	case *messages.WALFailed:
+		n.failed = true
+	case *messages.Applied:
+		n.core.Applied(msg.Index)
+		n.schedule(ctx)
+	case *messages.Flush:
+		n.onFlush(ctx)
+	default:
+		return false
+	}
+	return true
+}
+
+// follower, preCandidate and candidate hold client traffic until a leader
+// is known; with one member this member soon leads. Holding is bounded by
+// the clients' own request timeout.
+func (n *raftNode) follower(ctx actor.Context)     { n.nonLeader(ctx) }
+func (n *raftNode) preCandidate(ctx actor.Context) { n.nonLeader(ctx) }
+func (n *raftNode) candidate(ctx actor.Context)    { n.nonLeader(ctx) }
+
+func (n *raftNode) nonLeader(ctx actor.Context) {
+	if n.common(ctx) {
+		return
+	}
+	n.queueClient(ctx)
+}
+
+func (n *raftNode) leader(ctx actor.Context) {
+	if n.common(ctx) {
+		return
+	}
+	n.queueClient(ctx)
+}
+
+func (n *raftNode) queueClient(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *messages.Propose:
+		if n.failed {
+			ctx.Respond(rpcerr.Response(rpcerr.Stopped))
+			return
+		}
+		n.proposals = append(n.proposals, msg)
+		n.senders = append(n.senders, ctx.Sender())
+		n.schedule(ctx)
+	case *messages.ReadIndex:
+		if n.failed {
+			ctx.Respond(&messages.ReadReady{Error: rpcerr.Stopped})
+			return
+		}
+		n.reads = append(n.reads, ctx.Sender())
+		n.schedule(ctx)
+	}
+}
+
+func (n *raftNode) onStarted(ctx actor.Context) {
+	core, err := raft.New(n.cfg.Core, n.cfg.Restore)
+	if err != nil {
+		n.failed = true
+		n.env.Fatal(fmt.Errorf("raft node: %w", err))
+		return
+	}
+	n.core = core
+	n.cancelTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(n.cfg.HeartbeatInterval, n.cfg.HeartbeatInterval, ctx.Self(), &messages.Tick{})
+	if len(n.cfg.Core.Voters) == 1 && n.cfg.Core.Voters[0] == n.cfg.Core.ID {
+		n.core.Campaign()
+	}
+	n.schedule(ctx)
+}
+
+func (n *raftNode) onStopping() {
+	if n.cancelTick != nil {
+		n.cancelTick()
+	}
+}
+
+// schedule makes sure a Flush follows everything now in the mailbox.
+func (n *raftNode) schedule(ctx actor.Context) {
+	if !n.queued {
+		n.queued = true
+		ctx.Send(ctx.Self(), &messages.Flush{})
+	}
+}
+
+func (n *raftNode) onFlush(ctx actor.Context) {
+	n.queued = false
+	if n.core == nil || n.failed {
+		return
+	}
+	if n.core.Role() == raft.RoleLeader {
+		n.flushProposals(ctx)
+		n.flushReads(ctx)
+	}
+	n.handleReady(ctx)
+}
+
+// flushProposals registers the clients awaiting the queued proposals with
+// the applier, then proposes all of them as one batch.
+func (n *raftNode) flushProposals(ctx actor.Context) {
+	if len(n.proposals) == 0 {
+		return
+	}
+	data := make([][]byte, 0, len(n.proposals))
+	waiters := make([]*messages.Waiter, 0, len(n.proposals))
+	for i, p := range n.proposals {
+		b, err := proto.Marshal(p.Request)
+		if err != nil {
+			ctx.Send(n.senders[i], rpcerr.Response(&messages.Error{Code: 3, Message: "aetcd: request does not encode: " + err.Error()}))
+			continue
+		}
+		data = append(data, b)
+		if n.senders[i] != nil {
+			waiters = append(waiters, &messages.Waiter{RequestId: p.Request.Id, ReplyTo: n.senders[i]})
+		}
+	}
+	n.proposals, n.senders = n.proposals[:0], n.senders[:0]
+	ctx.Send(n.applier, &messages.Apply{Waiters: waiters})
+	if err := n.core.Propose(data...); err != nil {
+		for _, w := range waiters {
+			ctx.Send(w.ReplyTo, rpcerr.Response(rpcerr.LeaderChanged))
+		}
+	}
+}
+
+// flushReads starts one ReadIndex round for every read queued since the
+// last round.
+func (n *raftNode) flushReads(ctx actor.Context) {
+	if len(n.reads) == 0 {
+		return
+	}
+	n.readBatch++
+	var rctx [8]byte
+	binary.BigEndian.PutUint64(rctx[:], n.readBatch)
+	if err := n.core.ReadIndex(rctx[:]); err != nil {
+		for _, pid := range n.reads {
+			ctx.Send(pid, &messages.ReadReady{Error: rpcerr.NoLeader})
+		}
+		n.reads = nil
+		return
+	}
+	n.readWait[n.readBatch] = n.reads
+	n.reads = nil
+}
+
+func (n *raftNode) handleReady(ctx actor.Context) {
+	for n.core.HasReady() {
+		rd := n.core.Ready()
+		n.updateState(ctx)
+		n.send(ctx, rd.Messages)
+		if rd.HardState != nil || len(rd.Entries) > 0 {
+			w := persistWait{hardState: rd.HardState}
+			if k := len(rd.Entries); k > 0 {
+				w.index, w.term = rd.Entries[k-1].Index, rd.Entries[k-1].Term
+			}
+			n.inflight = append(n.inflight, w)
+			ctx.Request(n.wal, &messages.Persist{HardState: rd.HardState, Entries: rd.Entries})
+		}
+		if len(rd.CommittedEntries) > 0 {
+			ctx.Send(n.applier, &messages.Apply{Entries: rd.CommittedEntries})
+		}
+		for _, rs := range rd.ReadStates {
+			n.readStateReady(ctx, rs)
+		}
+		n.core.Advance(rd)
+	}
+}
+
+func (n *raftNode) readStateReady(ctx actor.Context, rs raft.ReadState) {
+	if len(rs.Context) != 8 {
+		return
+	}
+	batch := binary.BigEndian.Uint64(rs.Context)
+	waiters := n.readWait[batch]
+	delete(n.readWait, batch)
+	if len(waiters) > 0 {
+		ctx.Send(n.applier, &messages.WaitApplied{Index: rs.Index, Waiters: waiters})
+	}
+}
+
+// updateState publishes term, leader and commit index, and switches the
+// behavior when the role changed.
+func (n *raftNode) updateState(ctx actor.Context) {
+	st := n.env.State
+	st.Term.Store(n.core.Term())
+	st.Leader.Store(n.core.Leader())
+	st.CommitIndex.Store(n.core.Committed())
+	role := n.core.Role()
+	if role == n.role {
+		return
+	}
+	n.role = role
+	n.env.Logger.Info().Str("role", role.String()).Uint64("term", n.core.Term()).Uint64("leader", n.core.Leader()).Msg("raft role changed")
+	switch role {
+	case raft.RoleLeader:
+		n.behavior.Become(n.leader)
+		n.schedule(ctx)
+	case raft.RoleCandidate:
+		n.behavior.Become(n.candidate)
+	case raft.RolePreCandidate:
+		n.behavior.Become(n.preCandidate)
+	default:
+		n.behavior.Become(n.follower)
+	}
+}
+
+func (n *raftNode) send(ctx actor.Context, msgs []*messages.RaftMessage) {
+	for _, m := range msgs {
+		if pid, ok := n.peers[m.To]; ok {
+			ctx.Send(pid, m)
+		}
+	}
+}
+
+func (n *raftNode) onPersisted(ctx actor.Context, msg *messages.Persisted) {
+	k := int(msg.Batches)
+	if k > len(n.inflight) {
+		n.failed = true
+		n.env.Fatal(fmt.Errorf("raft node: WAL reported %d batches durable, %d were sent", k, len(n.inflight)))
+		return
+	}
+	done := n.inflight[:k]
+	n.inflight = n.inflight[k:]
+	var index, term uint64
+	var hs *messages.HardState
+	for _, w := range done {
+		if w.index > 0 {
+			index, term = w.index, w.term
+		}
+		if w.hardState != nil {
+			hs = w.hardState
+		}
+	}
+	if index > 0 {
+		n.core.Persisted(index, term)
+	}
+	if hs != nil {
+		n.core.PersistedHardState(hs)
+	}
+	n.schedule(ctx)
+}

@@ -1,0 +1,101 @@
+package actors
+
+import (
+	"fmt"
+
+	"github.com/aetcd/aetcd/messages"
+	"github.com/aetcd/aetcd/persistence"
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// walWriter owns the WAL. Every Persist queued in its mailbox before a
+// self-sent Flush becomes one write and one fdatasync (group commit); Persist
+// messages arriving while the sync runs wait in the mailbox and form the next
+// batch. Persisted goes to the sender of the batch's Persist messages (the
+// raft node) only after the sync succeeded. A failed write or sync is fatal:
+// the writer reports WALFailed, calls Env.Fatal and drops everything after.
+type walWriter struct {
+	env    *Env
+	log    persistence.Log
+	batch  []*messages.Persist
+	reply  *actor.PID
+	queued bool
+	failed bool
+}
+
+// NewWALWriterProps returns the props of a WAL writer over log. The log
+// stays owned by the caller, who closes it after the actor stopped.
+func NewWALWriterProps(env *Env, log persistence.Log) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &walWriter{env: env, log: log}
+	})
+}
+
+func (w *walWriter) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *messages.Persist:
+		w.onPersist(ctx, msg)
+	case *messages.Flush:
+		w.onFlush(ctx)
+	case *actor.Stopping:
+		w.onFlush(ctx)
+	}
+}
+
+func (w *walWriter) onPersist(ctx actor.Context, msg *messages.Persist) {
+	if w.failed {
+		return
+	}
+	w.batch = append(w.batch, msg)
+	w.reply = ctx.Sender()
+	if !w.queued {
+		w.queued = true
+		ctx.Send(ctx.Self(), &messages.Flush{})
+	}
+}
+
+func (w *walWriter) onFlush(ctx actor.Context) {
+	w.queued = false
+	if w.failed || len(w.batch) == 0 {
+		return
+	}
+	var hs *messages.HardState
+	var ents []*messages.Entry
+	for _, p := range w.batch {
+		if p.HardState != nil {
+			hs = p.HardState
+		}
+		ents = append(ents, p.Entries...)
+	}
+	n := len(w.batch)
+	w.batch = w.batch[:0]
+	if err := w.log.Save(hs, ents); err != nil {
+		w.fail(ctx, fmt.Errorf("wal write: %w", err))
+		return
+	}
+	if err := w.log.Sync(); err != nil {
+		w.fail(ctx, fmt.Errorf("wal fdatasync: %w", err))
+		return
+	}
+	w.env.State.WALSyncs.Add(1)
+	w.env.State.WALEntries.Add(uint64(len(ents)))
+	w.env.State.WALRecords.Add(uint64(n))
+	done := &messages.Persisted{Batches: uint64(n)}
+	if len(ents) > 0 {
+		last := ents[len(ents)-1]
+		done.Index, done.Term = last.Index, last.Term
+	}
+	if w.reply != nil {
+		ctx.Send(w.reply, done)
+	}
+}
+
+func (w *walWriter) fail(ctx actor.Context, err error) {
+	w.failed = true
+	w.batch = nil
+	w.env.Logger.Error().Err(err).Msg("WAL failed; stopping the member")
+	if w.reply != nil {
+		ctx.Send(w.reply, &messages.WALFailed{Reason: err.Error()})
+	}
+	w.env.Fatal(err)
+}

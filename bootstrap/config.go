@@ -1,0 +1,196 @@
+// Package bootstrap builds a member from its configuration: it opens the
+// data dir, starts the actor system and the member's actors, and serves
+// etcd's gRPC API and actor remoting.
+package bootstrap
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/aetcd/aetcd/cluster"
+)
+
+// Version is aetcd's own version; APIVersion is the etcd API it speaks.
+const (
+	Version    = "0.1.0"
+	APIVersion = "3.6.6"
+)
+
+// ErrBadConfig is wrapped by every configuration error.
+var ErrBadConfig = errors.New("bootstrap: invalid configuration")
+
+// Config is a member's configuration; field names follow etcd's flags.
+type Config struct {
+	Name                     string
+	DataDir                  string
+	ListenClientURLs         []string
+	AdvertiseClientURLs      []string
+	ListenPeerURLs           []string
+	InitialAdvertisePeerURLs []string
+	InitialCluster           string
+	InitialClusterState      string
+	InitialClusterToken      string
+	// ListenRemotingAddr is host:port where actor remoting listens for
+	// remoting clients (aetcdctl) and, later, peers.
+	ListenRemotingAddr string
+	MaxTxnOps          int
+	MaxRequestBytes    int
+	HeartbeatInterval  time.Duration
+	ElectionTimeout    time.Duration
+	SnapshotCount      uint64
+	QuotaBackendBytes  int64
+	LogLevel           string
+	// RequestTimeout bounds how long a client request waits for Raft.
+	RequestTimeout time.Duration
+	// BackendCommitInterval bounds how long applied writes stay only in
+	// memory and the WAL before the backend commits them.
+	BackendCommitInterval time.Duration
+
+	// Resolved by Validate.
+	MemberID  uint64
+	ClusterID uint64
+	Members   []cluster.Member
+}
+
+// ParseFlags parses etcd-style flags into a Config. It returns
+// flag.ErrHelp for -h; version is true for --version.
+func ParseFlags(args []string, output io.Writer) (cfg Config, version bool, err error) {
+	fs := flag.NewFlagSet("aetcd", flag.ContinueOnError)
+	fs.SetOutput(output)
+	var listenClient, advClient, listenPeer, advPeer string
+	var heartbeatMs, electionMs uint
+	fs.StringVar(&cfg.Name, "name", "default", "human-readable name for this member")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "path to the data directory (default ${name}.aetcd)")
+	fs.StringVar(&listenClient, "listen-client-urls", "http://localhost:2379", "URLs to listen on for client traffic (etcd gRPC API and HTTP)")
+	fs.StringVar(&advClient, "advertise-client-urls", "http://localhost:2379", "client URLs to advertise to the rest of the cluster")
+	fs.StringVar(&listenPeer, "listen-peer-urls", "http://localhost:2380", "URLs to listen on for peer traffic")
+	fs.StringVar(&advPeer, "initial-advertise-peer-urls", "http://localhost:2380", "this member's peer URLs to advertise to the rest of the cluster")
+	fs.StringVar(&cfg.InitialCluster, "initial-cluster", "", "initial cluster configuration for bootstrapping (default ${name}=${initial-advertise-peer-urls})")
+	fs.StringVar(&cfg.InitialClusterState, "initial-cluster-state", "new", "initial cluster state ('new' or 'existing')")
+	fs.StringVar(&cfg.InitialClusterToken, "initial-cluster-token", "etcd-cluster", "initial cluster token for the cluster during bootstrap")
+	fs.StringVar(&cfg.ListenRemotingAddr, "listen-remoting-addr", "", "host:port for actor remoting clients such as aetcdctl (default: host:port of the first --listen-peer-urls)")
+	fs.IntVar(&cfg.MaxTxnOps, "max-txn-ops", 128, "maximum number of operations permitted in a transaction")
+	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", 1572864, "maximum client request size in bytes the server will accept")
+	fs.UintVar(&heartbeatMs, "heartbeat-interval", 100, "time (in milliseconds) of a heartbeat interval")
+	fs.UintVar(&electionMs, "election-timeout", 1000, "time (in milliseconds) for an election to timeout")
+	fs.Uint64Var(&cfg.SnapshotCount, "snapshot-count", 10000, "number of committed transactions to trigger a snapshot (accepted; snapshots come with replication)")
+	fs.Int64Var(&cfg.QuotaBackendBytes, "quota-backend-bytes", 2<<30, "backend size quota reported in Status (enforcement is not implemented yet)")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&version, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return cfg, false, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, false, fmt.Errorf("%w: unexpected argument %q", ErrBadConfig, fs.Arg(0))
+	}
+	cfg.ListenClientURLs = splitURLs(listenClient)
+	cfg.AdvertiseClientURLs = splitURLs(advClient)
+	cfg.ListenPeerURLs = splitURLs(listenPeer)
+	cfg.InitialAdvertisePeerURLs = splitURLs(advPeer)
+	cfg.HeartbeatInterval = time.Duration(heartbeatMs) * time.Millisecond
+	cfg.ElectionTimeout = time.Duration(electionMs) * time.Millisecond
+	return cfg, version, nil
+}
+
+func splitURLs(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// Validate fills defaults, checks every field and resolves IDs. It changes
+// nothing on disk.
+func (c *Config) Validate() error {
+	if c.Name == "" {
+		return fmt.Errorf("%w: --name must not be empty", ErrBadConfig)
+	}
+	if c.DataDir == "" {
+		c.DataDir = c.Name + ".aetcd"
+	}
+	if c.InitialCluster == "" {
+		var parts []string
+		for _, u := range c.InitialAdvertisePeerURLs {
+			parts = append(parts, c.Name+"="+u)
+		}
+		c.InitialCluster = strings.Join(parts, ",")
+	}
+	for flagName, urls := range map[string][]string{
+		"--listen-client-urls": c.ListenClientURLs, "--advertise-client-urls": c.AdvertiseClientURLs,
+		"--listen-peer-urls": c.ListenPeerURLs, "--initial-advertise-peer-urls": c.InitialAdvertisePeerURLs,
+	} {
+		if len(urls) == 0 {
+			return fmt.Errorf("%w: %s must not be empty", ErrBadConfig, flagName)
+		}
+		for _, u := range urls {
+			if err := cluster.CheckURL(u); err != nil {
+				return fmt.Errorf("%w: %s: %v", ErrBadConfig, flagName, err)
+			}
+			if strings.HasPrefix(u, "https://") {
+				return fmt.Errorf("%w: %s: %s: TLS is not supported yet", ErrBadConfig, flagName, u)
+			}
+		}
+	}
+	if c.InitialClusterState != "new" && c.InitialClusterState != "existing" {
+		return fmt.Errorf("%w: --initial-cluster-state must be 'new' or 'existing', not %q", ErrBadConfig, c.InitialClusterState)
+	}
+	members, err := cluster.ParseInitialCluster(c.InitialCluster, c.InitialClusterToken)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadConfig, err)
+	}
+	c.Members = members
+	c.MemberID = cluster.MemberID(c.InitialAdvertisePeerURLs, c.InitialClusterToken)
+	var ids []uint64
+	found := false
+	for _, m := range members {
+		ids = append(ids, m.ID)
+		if m.ID == c.MemberID {
+			found = m.Name == c.Name
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: --initial-cluster has no member %q with peer URLs %s", ErrBadConfig, c.Name, strings.Join(c.InitialAdvertisePeerURLs, ","))
+	}
+	if len(members) > 1 {
+		return fmt.Errorf("%w: --initial-cluster has %d members; this build runs single-member clusters only (replication is not implemented yet)", ErrBadConfig, len(members))
+	}
+	if c.InitialClusterState == "existing" {
+		return fmt.Errorf("%w: --initial-cluster-state existing needs replication, which is not implemented yet", ErrBadConfig)
+	}
+	c.ClusterID = cluster.ClusterID(ids)
+	if c.ListenRemotingAddr == "" {
+		hp, err := cluster.HostPort(c.ListenPeerURLs[0])
+		if err != nil {
+			return fmt.Errorf("%w: --listen-peer-urls: %v", ErrBadConfig, err)
+		}
+		c.ListenRemotingAddr = hp
+	}
+	if c.MaxTxnOps <= 0 {
+		return fmt.Errorf("%w: --max-txn-ops must be positive", ErrBadConfig)
+	}
+	if c.MaxRequestBytes <= 0 {
+		return fmt.Errorf("%w: --max-request-bytes must be positive", ErrBadConfig)
+	}
+	if c.HeartbeatInterval <= 0 || c.ElectionTimeout < 5*c.HeartbeatInterval {
+		return fmt.Errorf("%w: --election-timeout[%v] should be at least 5 times --heartbeat-interval[%v]", ErrBadConfig, c.ElectionTimeout, c.HeartbeatInterval)
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 5*time.Second + 2*c.ElectionTimeout
+	}
+	if c.BackendCommitInterval == 0 {
+		c.BackendCommitInterval = 100 * time.Millisecond
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("%w: --log-level must be debug, info, warn or error", ErrBadConfig)
+	}
+	return nil
+}

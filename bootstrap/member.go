@@ -1,0 +1,355 @@
+package bootstrap
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/aetcd/aetcd/actors"
+	"github.com/aetcd/aetcd/cluster/raft"
+	"github.com/aetcd/aetcd/cluster/remoting"
+	"github.com/aetcd/aetcd/messages"
+	"github.com/aetcd/aetcd/persistence/mvcc"
+	"github.com/aetcd/aetcd/persistence/wal"
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// Member is one running aetcd member.
+type Member struct {
+	cfg    Config
+	log    zerolog.Logger
+	state  *actors.MemberState
+	system *actor.ActorSystem
+	root   *actor.RootContext
+	remote *remote.Remote
+	wal    *wal.WAL
+	store  *mvcc.Store
+
+	raftPID, walPID, applierPID, gatewayPID *actor.PID
+
+	grpcSrv   *grpc.Server
+	httpSrv   *http.Server
+	listeners []*splitListener
+
+	clientAddrs []string
+	stopOnce    sync.Once
+	fatalOnce   sync.Once
+	done        chan struct{}
+	err         error
+}
+
+// Start opens cfg.DataDir and starts a member. cfg must have passed
+// Validate. A data dir that cannot be trusted (a corrupt WAL record, a
+// backend ahead of the WAL, another member's data) is an error: the member
+// does not start.
+func Start(cfg Config, log zerolog.Logger) (_ *Member, err error) {
+	m := &Member{cfg: cfg, log: log, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			m.shutdown()
+		}
+	}()
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "member", "snap"), 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	w, replay, err := wal.Open(filepath.Join(cfg.DataDir, "member", "wal"), wal.Options{})
+	if err != nil {
+		return nil, err
+	}
+	m.wal = w
+	if replay.TornTailRepaired {
+		log.Warn().Msg("WAL had a torn last record (unacknowledged write); truncated it")
+	}
+	if err := m.checkMetadata(replay.Metadata); err != nil {
+		return nil, err
+	}
+	store, err := mvcc.Open(filepath.Join(cfg.DataDir, "member", "snap", "db"), mvcc.Options{})
+	if err != nil {
+		return nil, err
+	}
+	m.store = store
+	lastIndex := uint64(0)
+	if n := len(replay.Entries); n > 0 {
+		lastIndex = replay.Entries[n-1].Index
+	}
+	if ci := store.ConsistentIndex(); ci > lastIndex {
+		return nil, fmt.Errorf("data dir %s: backend has applied through index %d but the WAL ends at %d: WAL lost or truncated; refusing to start", cfg.DataDir, ci, lastIndex)
+	}
+	m.state = &actors.MemberState{MemberID: cfg.MemberID, ClusterID: cfg.ClusterID}
+	// From startActors on, the store belongs to the applier actor.
+	applied, rev := store.ConsistentIndex(), store.Rev()
+	if err := m.startActors(replay, applied); err != nil {
+		return nil, err
+	}
+	if err := m.serveClients(); err != nil {
+		return nil, err
+	}
+	log.Info().Str("name", cfg.Name).Str("member-id", fmt.Sprintf("%x", cfg.MemberID)).
+		Str("cluster-id", fmt.Sprintf("%x", cfg.ClusterID)).Strs("client-urls", m.clientAddrs).
+		Str("remoting-addr", m.system.Address()).Str("data-dir", cfg.DataDir).
+		Uint64("consistent-index", applied).Int64("revision", rev).
+		Msg("ready to serve client requests")
+	return m, nil
+}
+
+// checkMetadata binds the data dir to this member and cluster: a fresh WAL
+// records the IDs, an existing one must hold the same.
+func (m *Member) checkMetadata(md []byte) error {
+	want := make([]byte, 16)
+	binary.BigEndian.PutUint64(want[0:], m.cfg.MemberID)
+	binary.BigEndian.PutUint64(want[8:], m.cfg.ClusterID)
+	if md == nil {
+		if err := m.wal.SaveMetadata(want); err != nil {
+			return err
+		}
+		return m.wal.Sync()
+	}
+	if len(md) != 16 {
+		return fmt.Errorf("data dir %s: WAL metadata is %d bytes, want 16: not an aetcd data dir", m.cfg.DataDir, len(md))
+	}
+	gotMember, gotCluster := binary.BigEndian.Uint64(md[0:]), binary.BigEndian.Uint64(md[8:])
+	if gotMember != m.cfg.MemberID || gotCluster != m.cfg.ClusterID {
+		return fmt.Errorf("data dir %s belongs to member %x of cluster %x, not member %x of cluster %x (check --name, --initial-advertise-peer-urls, --initial-cluster and --initial-cluster-token)",
+			m.cfg.DataDir, gotMember, gotCluster, m.cfg.MemberID, m.cfg.ClusterID)
+	}
+	return nil
+}
+
+// fatalStrategy turns an actor panic into a member fail-stop: the member
+// cannot be sure an actor restarted from scratch agrees with its data.
+type fatalStrategy struct{ m *Member }
+
+func (s fatalStrategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason any, _ any) {
+	s.m.fatal(fmt.Errorf("actor %s failed: %v", child.Id, reason))
+	sup.StopChildren(child)
+}
+
+func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
+	m.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(SlogHandler(m.log, slog.LevelWarn))
+	}))
+	// Remoting starts before any gRPC server of the member: protoactor's
+	// Start replaces gRPC's global logger, which gRPC goroutines read.
+	r, err := remoting.Start(m.system, remoting.Config{Address: m.cfg.ListenRemotingAddr})
+	if err != nil {
+		return err
+	}
+	m.remote = r
+	m.root = actor.NewRootContext(m.system, nil).WithGuardian(fatalStrategy{m})
+	env := &actors.Env{Logger: m.log, State: m.state, Fatal: m.fatal}
+	if m.walPID, err = m.root.SpawnNamed(actors.NewWALWriterProps(env, m.wal), actors.WALName); err != nil {
+		return err
+	}
+	raftPID := actor.NewPID(m.system.Address(), actors.RaftName)
+	if m.applierPID, err = m.root.SpawnNamed(actors.NewApplierProps(env, m.store, raftPID, actors.ApplierConfig{
+		CommitInterval: m.cfg.BackendCommitInterval,
+	}), actors.ApplierName); err != nil {
+		return err
+	}
+	var voters []uint64
+	for _, mem := range m.cfg.Members {
+		voters = append(voters, mem.ID)
+	}
+	electionTicks := int(m.cfg.ElectionTimeout / m.cfg.HeartbeatInterval)
+	if m.raftPID, err = m.root.SpawnNamed(actors.NewRaftNodeProps(env, actors.RaftNodeConfig{
+		Core: raft.Config{
+			ID: m.cfg.MemberID, Voters: voters, ElectionTicks: electionTicks, HeartbeatTicks: 1,
+			PreVote: true, CheckQuorum: true, Rand: newRand(m.cfg.MemberID),
+		},
+		Restore: raft.RestoreState{HardState: replay.HardState, Entries: replay.Entries, Snapshot: replay.Snapshot,
+			Applied: applied},
+		HeartbeatInterval: m.cfg.HeartbeatInterval,
+		WAL:               m.walPID,
+		Applier:           m.applierPID,
+	}), actors.RaftName); err != nil {
+		return err
+	}
+	var members []*messages.Member
+	for _, mem := range m.cfg.Members {
+		mm := &messages.Member{ID: mem.ID, Name: mem.Name, PeerURLs: mem.PeerURLs}
+		if mem.ID == m.cfg.MemberID {
+			mm.ClientURLs = m.cfg.AdvertiseClientURLs
+		}
+		members = append(members, mm)
+	}
+	m.gatewayPID, err = m.root.SpawnNamed(actors.NewGatewayProps(env, actors.GatewayConfig{
+		MaxTxnOps: m.cfg.MaxTxnOps, MaxRequestBytes: m.cfg.MaxRequestBytes,
+		RequestTimeout: m.cfg.RequestTimeout, QuotaBytes: m.cfg.QuotaBackendBytes, Members: members,
+	}, m.store, m.raftPID, m.applierPID), actors.GatewayName)
+	return err
+}
+
+func (m *Member) serveClients() error {
+	m.grpcSrv = grpc.NewServer(
+		grpc.MaxRecvMsgSize(m.cfg.MaxRequestBytes+512*1024),
+		grpc.MaxSendMsgSize(1<<31-1),
+		grpc.MaxConcurrentStreams(1<<31-1),
+	)
+	api := &etcdAPI{root: m.system.Root, gateway: m.gatewayPID, timeout: m.cfg.RequestTimeout,
+		hasLeader: func() bool { return m.state.Leader.Load() != 0 }}
+	api.register(m.grpcSrv)
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(m.grpcSrv, hs)
+	m.httpSrv = &http.Server{Handler: m.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	for _, u := range m.cfg.ListenClientURLs {
+		hp, err := hostPort(u)
+		if err != nil {
+			return err
+		}
+		l, err := net.Listen("tcp", hp)
+		if err != nil {
+			return fmt.Errorf("listen on client URL %s: %w", u, err)
+		}
+		sl := newSplitListener(l)
+		m.listeners = append(m.listeners, sl)
+		m.clientAddrs = append(m.clientAddrs, l.Addr().String())
+		go func() { _ = m.grpcSrv.Serve(sl.grpc) }()
+		go func() { _ = m.httpSrv.Serve(sl.http) }()
+	}
+	return nil
+}
+
+func (m *Member) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if m.state.Leader.Load() == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"health":"false","reason":"RAFT NO LEADER"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"health":"true","reason":""}`))
+	})
+	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }
+	mux.HandleFunc("/livez", ok)
+	mux.HandleFunc("/readyz", ok)
+	mux.HandleFunc("/version", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"etcdserver":"` + actors.APIVersion + `","etcdcluster":"3.6.0"}`))
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		st := m.state
+		fmt.Fprintf(w, "# HELP aetcd_wal_fsyncs_total fdatasync calls on the WAL.\n# TYPE aetcd_wal_fsyncs_total counter\naetcd_wal_fsyncs_total %d\n", st.WALSyncs.Load())
+		fmt.Fprintf(w, "# HELP aetcd_wal_entries_total Raft entries made durable in the WAL.\n# TYPE aetcd_wal_entries_total counter\naetcd_wal_entries_total %d\n", st.WALEntries.Load())
+		fmt.Fprintf(w, "# HELP aetcd_server_has_leader Whether a leader exists.\n# TYPE aetcd_server_has_leader gauge\naetcd_server_has_leader %d\n", b2i(st.Leader.Load() != 0))
+		fmt.Fprintf(w, "# HELP aetcd_raft_commit_index Raft commit index.\n# TYPE aetcd_raft_commit_index gauge\naetcd_raft_commit_index %d\n", st.CommitIndex.Load())
+		fmt.Fprintf(w, "# HELP aetcd_raft_applied_index Raft applied index.\n# TYPE aetcd_raft_applied_index gauge\naetcd_raft_applied_index %d\n", st.AppliedIndex.Load())
+	})
+	return mux
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ClientAddrs returns the host:port addresses serving etcd's gRPC API.
+func (m *Member) ClientAddrs() []string { return m.clientAddrs }
+
+// RemotingAddr returns the host:port of the member's actor remoting.
+func (m *Member) RemotingAddr() string { return m.system.Address() }
+
+// ID returns the member ID.
+func (m *Member) ID() uint64 { return m.cfg.MemberID }
+
+// Done is closed when the member has stopped, by Stop or by a fatal error.
+func (m *Member) Done() <-chan struct{} { return m.done }
+
+// Err returns the fatal error that stopped the member, or nil.
+func (m *Member) Err() error {
+	select {
+	case <-m.done:
+		return m.err
+	default:
+		return nil
+	}
+}
+
+// fatal stops the member because it can no longer be sure of its data. It
+// returns at once; the stop runs on its own goroutine.
+func (m *Member) fatal(err error) {
+	m.fatalOnce.Do(func() {
+		m.log.Error().Err(err).Msg("member stopping on a fatal error")
+		go m.stop(err)
+	})
+}
+
+// Stop stops the member cleanly: clients are cut off, queued work drains,
+// the WAL is synced and closed, the backend committed and closed.
+func (m *Member) Stop() error {
+	m.stop(nil)
+	return m.err
+}
+
+func (m *Member) stop(cause error) {
+	m.stopOnce.Do(func() {
+		m.err = cause
+		if err := m.shutdown(); err != nil && m.err == nil {
+			m.err = err
+		}
+		close(m.done)
+	})
+	<-m.done
+}
+
+// shutdown releases whatever Start acquired, in reverse order.
+func (m *Member) shutdown() error {
+	if m.grpcSrv != nil {
+		stopped := make(chan struct{})
+		go func() { m.grpcSrv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(2 * time.Second):
+			m.grpcSrv.Stop()
+		}
+	}
+	if m.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = m.httpSrv.Shutdown(ctx)
+		cancel()
+	}
+	for _, l := range m.listeners {
+		_ = l.Close()
+	}
+	if m.remote != nil {
+		m.remote.Shutdown(false)
+	}
+	if m.system != nil {
+		for _, pid := range []*actor.PID{m.gatewayPID, m.raftPID, m.walPID, m.applierPID} {
+			if pid != nil {
+				_ = m.system.Root.PoisonFuture(pid).Wait()
+			}
+		}
+		m.system.Shutdown()
+	}
+	var errs []error
+	if m.wal != nil {
+		errs = append(errs, m.wal.Close())
+	}
+	if m.store != nil {
+		errs = append(errs, m.store.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		m.log.Error().Err(err).Msg("closing the data dir")
+		return err
+	}
+	m.log.Info().Msg("member stopped")
+	return nil
+}
