@@ -12,7 +12,9 @@ import (
 // self-sent Flush becomes one write and one fdatasync (group commit); Persist
 // messages arriving while the sync runs wait in the mailbox and form the next
 // batch. Persisted goes to the sender of the batch's Persist messages (the
-// raft node) only after the sync succeeded. A failed write or sync is fatal:
+// raft node) only after the sync succeeded. A batch that carries no entries
+// and changes neither term nor vote (only the commit index, which a restart
+// recovers from the log) is written but not synced, as etcd does. A failed write or sync is fatal:
 // the writer reports WALFailed, calls Env.Fatal and drops everything after.
 type walWriter struct {
 	env    *Env
@@ -21,6 +23,8 @@ type walWriter struct {
 	reply  *actor.PID
 	queued bool
 	failed bool
+	// synced is the term and vote of the last hard state made durable.
+	syncedTerm, syncedVote uint64
 }
 
 // NewWALWriterProps returns the props of a WAL writer over log. The log
@@ -73,11 +77,17 @@ func (w *walWriter) onFlush(ctx actor.Context) {
 		w.fail(ctx, fmt.Errorf("wal write: %w", err))
 		return
 	}
-	if err := w.log.Sync(); err != nil {
-		w.fail(ctx, fmt.Errorf("wal fdatasync: %w", err))
-		return
+	mustSync := len(ents) > 0 || hs != nil && (hs.Term != w.syncedTerm || hs.Vote != w.syncedVote)
+	if mustSync {
+		if err := w.log.Sync(); err != nil {
+			w.fail(ctx, fmt.Errorf("wal fdatasync: %w", err))
+			return
+		}
+		w.env.State.WALSyncs.Add(1)
+		if hs != nil {
+			w.syncedTerm, w.syncedVote = hs.Term, hs.Vote
+		}
 	}
-	w.env.State.WALSyncs.Add(1)
 	w.env.State.WALEntries.Add(uint64(len(ents)))
 	w.env.State.WALRecords.Add(uint64(n))
 	done := &messages.Persisted{Batches: uint64(n)}

@@ -44,6 +44,7 @@ type Config struct {
 	SnapshotCount      uint64
 	QuotaBackendBytes  int64
 	LogLevel           string
+	EnablePprof        bool
 	// RequestTimeout bounds how long a client request waits for Raft.
 	RequestTimeout time.Duration
 	// BackendCommitInterval bounds how long applied writes stay only in
@@ -80,6 +81,7 @@ func ParseFlags(args []string, output io.Writer) (cfg Config, version bool, err 
 	fs.Uint64Var(&cfg.SnapshotCount, "snapshot-count", 10000, "number of committed transactions to trigger a snapshot (accepted; snapshots come with replication)")
 	fs.Int64Var(&cfg.QuotaBackendBytes, "quota-backend-bytes", 2<<30, "backend size quota reported in Status (enforcement is not implemented yet)")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve runtime profiling data via HTTP at /debug/pprof/ on the client URLs")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return cfg, false, err
