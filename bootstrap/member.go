@@ -129,6 +129,12 @@ func (m *Member) checkMetadata(md []byte) error {
 	return nil
 }
 
+// allowRemote admits only client requests to the gateway from remoting: the
+// raft node, WAL writer and applier trust their senders.
+func allowRemote(target, typeName string) bool {
+	return target == actors.GatewayName && typeName == "aetcd.ClientRequest"
+}
+
 // fatalStrategy turns an actor panic into a member fail-stop: the member
 // cannot be sure an actor restarted from scratch agrees with its data.
 type fatalStrategy struct{ m *Member }
@@ -144,7 +150,7 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 	}))
 	// Remoting starts before any gRPC server of the member: protoactor's
 	// Start replaces gRPC's global logger, which gRPC goroutines read.
-	r, err := remoting.Start(m.system, remoting.Config{Address: m.cfg.ListenRemotingAddr})
+	r, err := remoting.Start(m.system, remoting.Config{Address: m.cfg.ListenRemotingAddr, AllowTarget: allowRemote})
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,11 @@ type Config struct {
 	// Allow reports whether a message of the named protobuf type may be
 	// delivered. Nil allows only the aetcd package's messages.
 	Allow func(fullName string) bool
+	// AllowTarget, when set, reports whether a message of the named type
+	// may be delivered to the local actor (or future) with the given ID; a
+	// member uses it so remote senders reach only its gateway, never the
+	// raft node, WAL writer or applier.
+	AllowTarget func(targetID, fullName string) bool
 	// MaxMessageBytes bounds one gRPC message; 0 means DefaultMaxMessageBytes.
 	MaxMessageBytes int
 }
@@ -72,7 +77,7 @@ func Start(system *actor.ActorSystem, cfg Config) (r *remote.Remote, err error) 
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxMessageBytes
 	}
-	g := &guard{system: system, allow: allow}
+	g := &guard{system: system, allow: allow, allowTarget: cfg.AllowTarget}
 	rc := remote.Configure(host, port,
 		remote.WithServerOptions(
 			grpc.MaxRecvMsgSize(maxBytes),
@@ -100,8 +105,9 @@ func refuseUnary(_ context.Context, _ any, info *grpc.UnaryServerInfo, _ grpc.Un
 }
 
 type guard struct {
-	system *actor.ActorSystem
-	allow  func(string) bool
+	system      *actor.ActorSystem
+	allow       func(string) bool
+	allowTarget func(string, string) bool
 }
 
 func (g *guard) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
@@ -171,6 +177,9 @@ func (g *guard) checkBatch(b *remote.MessageBatch) error {
 		}
 		if env.Sender < 0 || int(env.Sender) > len(b.Senders) {
 			return fmt.Errorf("%w: envelope %d: sender index %d out of range", ErrBadBatch, i, env.Sender)
+		}
+		if g.allowTarget != nil && !g.allowTarget(b.Targets[env.Target].Id, b.TypeNames[env.TypeId]) {
+			return fmt.Errorf("%w: envelope %d: %s may not be sent to %q", ErrBadBatch, i, b.TypeNames[env.TypeId], b.Targets[env.Target].Id)
 		}
 		if err := proto.Unmarshal(env.MessageData, types[env.TypeId].New().Interface()); err != nil {
 			return fmt.Errorf("%w: envelope %d: %v", ErrBadBatch, i, err)

@@ -154,8 +154,13 @@ type member struct {
 
 func startMember(t *testing.T) *member {
 	t.Helper()
+	return startMemberWith(t, nil)
+}
+
+func startMemberWith(t *testing.T, allowTarget func(target, typeName string) bool) *member {
+	t.Helper()
 	m := &member{system: newSystem(), received: make(chan any, 100)}
-	r, err := remoting.Start(m.system, remoting.Config{Address: "127.0.0.1:0"})
+	r, err := remoting.Start(m.system, remoting.Config{Address: "127.0.0.1:0", AllowTarget: allowTarget})
 	if err != nil {
 		t.Fatalf("remoting.Start: %v", err)
 	}
@@ -347,6 +352,67 @@ func TestGuard(t *testing.T) {
 			t.Fatal("a second batch on the same stream was not delivered")
 		}
 	})
+}
+
+// TestAllowTarget: with AllowTarget a sender reaches only the targets and
+// types it admits; an allowed type aimed at another actor, or another
+// aetcd type aimed at the allowed actor, closes the stream undelivered.
+func TestAllowTarget(t *testing.T) {
+	if isolate(t) {
+		return
+	}
+	m := startMemberWith(t, func(target, typeName string) bool {
+		return target == "gateway" && typeName == requestType
+	})
+	raftGot := make(chan any, 10)
+	if _, err := m.system.Root.SpawnNamed(actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*messages.Persisted); ok {
+			raftGot <- ctx.Message()
+		}
+	}), "raft"); err != nil {
+		t.Fatal(err)
+	}
+	request := marshal(t, &messages.ClientRequest{Request: &messages.ClientRequest_Status{Status: &messages.StatusRequest{}}})
+	persisted := marshal(t, &messages.Persisted{Index: 99, Batches: 7})
+	for _, tt := range []struct {
+		name, typeName, target string
+		data                   []byte
+	}{
+		{"internal message to the raft node", "aetcd.Persisted", "raft", persisted},
+		{"client request to the raft node", requestType, "raft", request},
+		{"internal message to the gateway", "aetcd.Persisted", "gateway", persisted},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			stream := rawStream(t, m.addr)
+			sendBatch(t, stream, &remote.MessageBatch{
+				TypeNames: []string{tt.typeName}, Targets: []*actor.PID{{Address: "x", Id: tt.target}},
+				Envelopes: []*remote.MessageEnvelope{{MessageData: tt.data}},
+			})
+			if _, err := stream.Recv(); status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("stream ended with %v, want InvalidArgument", err)
+			}
+		})
+	}
+	stream := rawStream(t, m.addr)
+	sendBatch(t, stream, &remote.MessageBatch{
+		TypeNames: []string{requestType}, Targets: []*actor.PID{{Address: "x", Id: "gateway"}},
+		Envelopes: []*remote.MessageEnvelope{{MessageData: request}},
+	})
+	select {
+	case msg := <-m.received:
+		if _, ok := msg.(*messages.ClientRequest); !ok {
+			t.Fatalf("gateway received %T", msg)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an allowed request was not delivered")
+	}
+	select {
+	case msg := <-raftGot:
+		t.Fatalf("raft node received %v from a remote sender", msg)
+	case msg := <-m.received:
+		t.Fatalf("gateway received %v from a rejected batch", msg)
+	default:
+	}
 }
 
 func TestUnaryRPCsAreRefused(t *testing.T) {
