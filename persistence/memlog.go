@@ -26,11 +26,11 @@ type LogState struct {
 }
 
 // MemLog is the in-memory twin of *wal.WAL for tests of the layers above. It
-// keeps every record in memory and follows the same rules: entry indexes
-// must be between 1 and one above the last index (ErrLogNotContiguous,
-// nothing saved), a lower index replaces the tail, and a failed Sync is
-// permanent. Durable reports what a crash would leave: the records saved
-// before the last successful Sync.
+// keeps every record in memory (until Release compacts them) and follows the
+// same rules: entry indexes must be between 1 and one above the last index
+// (ErrLogNotContiguous, nothing saved), a lower index replaces the tail, and
+// a failed Sync is permanent. Durable reports what a crash would leave: the
+// records saved before the last successful Sync.
 //
 // All methods are safe for concurrent use.
 type MemLog struct {
@@ -150,6 +150,45 @@ func (m *MemLog) Close() error {
 	}
 	m.durable = len(m.records)
 	return nil
+}
+
+// Release is the twin of wal.WAL.Release: it drops the records that replay
+// no longer needs, so that Saved and Durable return what they did before.
+// Like the WAL it first makes every saved record durable, as Sync does (an
+// error injected with SetSyncError fails it and the log, as it would fail
+// Sync), without counting as a Sync. It then keeps only the last metadata,
+// snapshot marker and hard state, and the entries above the snapshot. It
+// returns the number of records dropped; MemLog has no segments, so the
+// count is not comparable with the WAL's.
+//
+// Errors: ErrLogClosed, or the permanent Sync failure.
+func (m *MemLog) Release() (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.usable(); err != nil {
+		return 0, err
+	}
+	if m.syncErr != nil {
+		m.err = m.syncErr
+		return 0, m.err
+	}
+	st := replayRecords(m.records)
+	var kept []memRecord
+	if st.Metadata != nil {
+		kept = append(kept, memRecord{metadata: st.Metadata})
+	}
+	if st.Snapshot != nil {
+		kept = append(kept, memRecord{snap: st.Snapshot})
+	}
+	if st.HardState != nil {
+		kept = append(kept, memRecord{hs: st.HardState})
+	}
+	for _, e := range st.Entries {
+		kept = append(kept, memRecord{entry: e})
+	}
+	dropped := len(m.records) - len(kept)
+	m.records, m.durable = kept, len(kept)
+	return dropped, nil
 }
 
 // SetSyncError makes the next Sync fail with err (nil cancels a pending

@@ -139,3 +139,63 @@ func TestMemLogSyncErrorIsPermanent(t *testing.T) {
 		t.Fatalf("Save after Close = %v", err)
 	}
 }
+
+func TestMemLogRelease(t *testing.T) {
+	m := persistence.NewMemLog()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(m.SaveMetadata([]byte("m1")))
+	must(m.Save(&messages.HardState{Term: 1, Commit: 1}, ents(1, 10, 1)))
+	must(m.SaveMetadata([]byte("m2")))
+	must(m.SaveSnapshot(&messages.SnapshotMeta{Index: 6, Term: 1}))
+	must(m.Save(&messages.HardState{Term: 2, Commit: 7}, ents(9, 12, 2)))
+	want := m.Saved()
+	n, err := m.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 metadata, 14 entries, 2 hard states and a marker become one of each
+	// state record and the 6 entries above the marker.
+	if n != 19-9 {
+		t.Fatalf("Release dropped %d records, want 10", n)
+	}
+	for name, got := range map[string]persistence.LogState{"saved": m.Saved(), "durable": m.Durable()} {
+		if string(got.Metadata) != string(want.Metadata) || !proto.Equal(got.HardState, want.HardState) ||
+			!proto.Equal(got.Snapshot, want.Snapshot) || !equalEntries(got.Entries, want.Entries) {
+			t.Fatalf("%s after Release: %+v, want %+v", name, got, want)
+		}
+	}
+	if m.Syncs() != 0 {
+		t.Fatalf("Release counted as %d Syncs", m.Syncs())
+	}
+	// Index bookkeeping is unchanged: truncating below the marker still works.
+	must(m.Save(nil, ents(5, 7, 3)))
+	if got := m.Saved(); !equalEntries(got.Entries, ents(7, 7, 3)) {
+		t.Fatalf("after truncation: %v", indexes(got.Entries))
+	}
+	// The 6 entries above the marker and the 3 truncating ones become 1.
+	if n, err := m.Release(); err != nil || n != 8 {
+		t.Fatalf("second Release = %d, %v; want 8", n, err)
+	}
+
+	injected := errors.New("injected EIO")
+	must(m.Save(nil, ents(8, 8, 3)))
+	m.SetSyncError(injected)
+	if _, err := m.Release(); !errors.Is(err, injected) {
+		t.Fatalf("Release with a failing sync = %v", err)
+	}
+	if got := m.Durable(); !equalEntries(got.Entries, ents(7, 7, 3)) {
+		t.Fatalf("durable after failed Release: %v", indexes(got.Entries))
+	}
+	if err := m.Sync(); !errors.Is(err, injected) {
+		t.Fatalf("Sync after failed Release = %v", err)
+	}
+	m.Close()
+	if _, err := m.Release(); !errors.Is(err, persistence.ErrLogClosed) {
+		t.Fatalf("Release after Close = %v", err)
+	}
+}

@@ -33,7 +33,11 @@ var (
 	ErrNotContiguous = errors.New("wal: entry index not contiguous")
 	// ErrMissingRecords is wrapped by the *CorruptError Open returns when a
 	// segment's data ends before the log index at which its successor was
-	// created: its last records are gone.
+	// created (its last records are gone), and, together with
+	// ErrNotContiguous, when the segments before the first one present are
+	// missing although they held entries above the last snapshot marker
+	// (deleted by something other than Release; Offset is then 0 in the first
+	// segment).
 	ErrMissingRecords = errors.New("wal: records missing at end of segment")
 
 	// ErrBadSegmentName is returned by Open when dir holds a file ending in
@@ -58,7 +62,8 @@ var (
 // CorruptError reports a record that Open refused: it failed its checksum, did
 // not decode, or broke the entry index order, and it is not a torn tail (a
 // damaged last record followed only by zeros or end of file in the last
-// segment, which Open repairs instead). It matches ErrCorrupt with errors.Is.
+// segment, which Open repairs instead); or records that are missing (see
+// ErrMissingRecords). It matches ErrCorrupt with errors.Is.
 type CorruptError struct {
 	File   string // path of the segment file
 	Offset int64  // byte offset of the start of the bad record's header

@@ -69,6 +69,12 @@ type replayState struct {
 	meta    *messages.SnapshotMeta
 	hs      *messages.HardState
 
+	// released is the highest index that may hold an entry from a segment
+	// before the first one (deleted by Release): the first segment's
+	// firstIndex-1, lowered by every entry that replaces the log from a lower
+	// index. Replay is complete only if a snapshot marker reaches it.
+	released uint64
+
 	// Latest payloads of each state record, nil if none, rewritten at the
 	// head of every new segment so that each segment carries the state that
 	// precedes it.
@@ -87,6 +93,7 @@ func (st *replayState) apply(typ RecordType, payload []byte) error {
 		if err := st.index.appendEntry(e.Index); err != nil {
 			return err
 		}
+		st.released = min(st.released, e.Index-1)
 		// entries is strictly increasing but may skip indexes covered by a
 		// snapshot marker; drop those at or above e.Index.
 		keep, _ := slices.BinarySearchFunc(st.entries, e.Index, func(x *messages.Entry, i uint64) int {

@@ -26,7 +26,8 @@ func (s segment) name() string {
 	return fmt.Sprintf("%016x-%016x%s", s.seq, s.firstIndex, segmentSuffix)
 }
 
-// parseSegmentName accepts exactly the names segment.name produces.
+// parseSegmentName accepts exactly the names segment.name produces, whose
+// first index is never 0.
 func parseSegmentName(name string) (segment, bool) {
 	const hexLen = 16
 	if len(name) != 2*hexLen+1+len(segmentSuffix) || name[hexLen] != '-' || !strings.HasSuffix(name, segmentSuffix) {
@@ -35,7 +36,7 @@ func parseSegmentName(name string) (segment, bool) {
 	seq, err1 := strconv.ParseUint(name[:hexLen], 16, 64)
 	idx, err2 := strconv.ParseUint(name[hexLen+1:2*hexLen+1], 16, 64)
 	s := segment{seq: seq, firstIndex: idx}
-	if err1 != nil || err2 != nil || s.name() != name {
+	if err1 != nil || err2 != nil || s.name() != name || s.firstIndex == 0 {
 		return segment{}, false
 	}
 	return s, true

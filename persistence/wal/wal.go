@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -36,17 +37,21 @@ type Options struct {
 // SaveMetadata and SaveSnapshot are serialised with each other; Sync may run
 // concurrently with them (so a writer can encode and write the next batch
 // while the previous fdatasync is in flight), and concurrent Syncs are
-// serialised, never parallel.
+// serialised, never parallel. Release runs its fdatasync like a Sync and
+// then deletes files while Save and Sync proceed; concurrent Releases are
+// serialised, and Close waits for a running Release.
 type WAL struct {
 	opts Options
 	dir  *os.File // held open for the flock and for directory fsyncs
 
-	syncMu sync.Mutex // serialises Sync and Close; taken before mu
+	releaseMu sync.Mutex // serialises Release and Close; taken before syncMu
+	syncMu    sync.Mutex // serialises Sync and Close; taken before mu
 
 	mu      sync.Mutex // guards everything below
 	file    *os.File   // current (last) segment
 	seg     segment
-	offset  int64 // end of valid data in file: the next record goes here
+	segs    []segment // every segment in the directory, oldest first; the last is seg
+	offset  int64     // end of valid data in file: the next record goes here
 	index   logIndex
 	state   replayState // latest state payloads, rewritten at each new segment's head
 	buf     []byte      // encode buffer, reused
@@ -57,14 +62,16 @@ type WAL struct {
 }
 
 // Open opens the WAL in dir, creating dir and a first segment if needed, and
-// replays every segment in sequence order. Appending continues in the last
-// segment after its last valid record. A torn tail in the last segment is cut
-// off (and Replay.TornTailRepaired set); see Replay.
+// replays every segment present in sequence order (the first need not be
+// segment 0 after Release). Appending continues in the last segment after its
+// last valid record. A torn tail in the last segment is cut off (and
+// Replay.TornTailRepaired set); see Replay.
 //
 // Open takes an exclusive flock on dir until Close.
 //
 // Errors: a *CorruptError (matching ErrCorrupt) for a damaged record that is
-// not a torn tail, or an entry index gap; ErrBadSegmentName for a ".wal" file
+// not a torn tail, an entry index gap, or missing records (including leading
+// segments that held entries no snapshot marker covers); ErrBadSegmentName for a ".wal" file
 // whose name does not parse; ErrSegmentGap for non-consecutive sequence
 // numbers; ErrLocked if dir is already open; wrapped operating-system errors
 // otherwise.
@@ -127,9 +134,16 @@ func (w *WAL) load() (*Replay, error) {
 		if err != nil {
 			return nil, fmt.Errorf("wal: open: %w", err)
 		}
+		w.segs = []segment{w.seg}
 		return &Replay{}, nil
 	}
 	st := &w.state
+	// Segments before the first may have been deleted by Release. Whatever
+	// entries they held had indexes below the first segment's firstIndex;
+	// replay continues from there and checks at the end that a snapshot
+	// marker covers every such entry that a later one did not replace.
+	st.index.lastEntry = segs[0].firstIndex - 1
+	st.released = segs[0].firstIndex - 1
 	var (
 		data []byte
 		end  int64
@@ -153,7 +167,13 @@ func (w *WAL) load() (*Replay, error) {
 					reasonOf(ErrMissingRecords), st.index.last(), segs[i+1].name(), segs[i+1].firstIndex)}
 		}
 	}
-	w.seg, w.offset = segs[len(segs)-1], end
+	if st.released > st.index.snapshot {
+		return nil, &CorruptError{File: filepath.Join(dir, segs[0].name()), Offset: 0,
+			Err: fmt.Errorf("%w: %w", ErrMissingRecords, ErrNotContiguous),
+			Reason: fmt.Sprintf("the segments before %s are missing, and they held entries up to index %d, above the last snapshot marker (index %d)",
+				segs[0].name(), st.released, st.index.snapshot)}
+	}
+	w.seg, w.offset, w.segs = segs[len(segs)-1], end, segs
 	if w.file, err = os.OpenFile(path, os.O_RDWR, 0); err != nil {
 		return nil, fmt.Errorf("wal: open: %w", err)
 	}
@@ -296,17 +316,30 @@ func (w *WAL) SaveSnapshot(meta *messages.SnapshotMeta) error {
 func (w *WAL) Sync() error {
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
+	_, err := w.syncLocked()
+	return err
+}
 
+// durablePoint describes the log as of the last write a sync covered.
+type durablePoint struct {
+	seq      uint64 // the segment that was current
+	snapshot uint64 // the index of the last snapshot marker
+}
+
+// syncLocked makes every record written so far durable and reports what that
+// covered. Called with syncMu held and mu not held.
+func (w *WAL) syncLocked() (durablePoint, error) {
 	w.mu.Lock()
 	if err := w.usable(); err != nil {
 		w.mu.Unlock()
-		return err
+		return durablePoint{}, err
 	}
+	p := durablePoint{seq: w.seg.seq, snapshot: w.index.snapshot}
 	if w.synced == w.written {
 		w.mu.Unlock()
-		return nil
+		return p, nil
 	}
-	f, seq, gen := w.file, w.seg.seq, w.written
+	f, gen := w.file, w.written
 	w.mu.Unlock()
 
 	err := fdatasync(f)
@@ -314,15 +347,92 @@ func (w *WAL) Sync() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
-		return w.err
+		return durablePoint{}, w.err
 	}
-	if err != nil && w.seg.seq == seq {
-		return w.fail(fmt.Errorf("fdatasync %s: %w", f.Name(), err))
+	if err != nil && w.seg.seq == p.seq {
+		return durablePoint{}, w.fail(fmt.Errorf("fdatasync %s: %w", f.Name(), err))
 	}
 	// Either the fdatasync succeeded, or a concurrent rotation synced and
 	// closed f first (it fails the WAL if that sync fails).
 	w.synced = max(w.synced, gen)
-	return nil
+	return p, nil
+}
+
+// Release deletes every segment that replaying the log no longer needs:
+// after it returns, Open on the directory yields exactly the same Replay
+// (Metadata, HardState, Snapshot, Entries) as it would have before. It
+// returns the number of segments deleted.
+//
+// Release first makes every record written so far durable, as Sync does.
+// Then, with S the index of the last snapshot marker written before it, it
+// finds the newest segment created when the log's last index was at most S
+// (its name's first index is at most S+1), and deletes every segment before
+// that one, oldest first, fsyncing the directory after each deletion. Those
+// segments hold only entries at or below S, or entries a later truncating
+// Save replaced, none of which a replay returns, and the kept segment starts
+// with copies of the metadata, snapshot marker and hard state written before
+// it. The current segment is never deleted. So after SaveSnapshot at index C
+// and Release, the directory holds the segment the log was in when its last
+// index passed C, and every later one.
+//
+// A crash during Release leaves a shorter prefix deleted, which Open accepts
+// too. Open refuses (*CorruptError wrapping ErrMissingRecords) a directory
+// whose missing leading segments held entries that no snapshot marker
+// covers, so deleting segments by hand cannot silently lose entries.
+//
+// Errors: ErrClosed; the sticky failure (matching ErrFailed) if the WAL had
+// failed or the fdatasync fails; an error matching ErrFailed that wraps the
+// I/O error if a deletion or a directory fsync fails, after which the WAL is
+// unusable (the count then includes the segments already deleted).
+func (w *WAL) Release() (int, error) {
+	w.releaseMu.Lock()
+	defer w.releaseMu.Unlock()
+	w.syncMu.Lock()
+	p, err := w.syncLocked()
+	w.syncMu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+
+	// Segments before the current one at p are closed and never written
+	// again, rotations only append to w.segs, and releaseMu keeps Close and
+	// other Releases out, so the deletions need not hold mu.
+	w.mu.Lock()
+	keep := 0
+	for i, s := range w.segs {
+		if s.seq > p.seq {
+			break
+		}
+		if s.firstIndex <= p.snapshot+1 {
+			keep = i
+		}
+	}
+	victims := slices.Clone(w.segs[:keep])
+	w.mu.Unlock()
+
+	n := 0
+	var rerr error
+	for _, s := range victims {
+		path := filepath.Join(w.dir.Name(), s.name())
+		if err := os.Remove(path); err != nil {
+			rerr = fmt.Errorf("release %s: %w", path, err)
+			break
+		}
+		n++
+		// Deleting oldest first is what keeps a crash from leaving a gap,
+		// so each deletion is made durable before the next.
+		if err := w.dir.Sync(); err != nil {
+			rerr = fmt.Errorf("release: fsync directory %s: %w", w.dir.Name(), err)
+			break
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.segs = w.segs[n:]
+	if rerr != nil {
+		return n, w.fail(rerr)
+	}
+	return n, nil
 }
 
 // Close syncs the current segment, closes the files and releases the
@@ -332,6 +442,8 @@ func (w *WAL) Sync() error {
 // ErrFailed) if the WAL had failed; a wrapped error if the final fdatasync or
 // a close failed.
 func (w *WAL) Close() error {
+	w.releaseMu.Lock()
+	defer w.releaseMu.Unlock()
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
 	w.mu.Lock()
@@ -413,6 +525,7 @@ func (w *WAL) maybeRotate() error {
 		return w.fail(fmt.Errorf("close %s: %w", old.Name(), err))
 	}
 	w.file, w.seg, w.offset = f, next, 0
+	w.segs = append(w.segs, next)
 
 	buf := w.buf[:0]
 	if p := w.state.metaPayload; p != nil {
