@@ -27,13 +27,16 @@ type applier struct {
 	raft  *actor.PID
 	cfg   ApplierConfig
 
-	pending    []*messages.Apply
-	queued     bool
-	waiters    map[uint64]*actor.PID
-	readWaits  []*messages.WaitApplied
-	applied    uint64
-	failed     bool
-	cancelTick scheduler.CancelFunc
+	pending   []*messages.Apply
+	queued    bool
+	waiters   map[uint64]*actor.PID
+	readWaits []*messages.WaitApplied
+	applied   uint64
+	// appliedTerm is the term of the entry at applied (0 until one is
+	// applied by this instance).
+	appliedTerm uint64
+	failed      bool
+	cancelTick  scheduler.CancelFunc
 }
 
 // ApplierConfig tunes the applier.
@@ -67,11 +70,11 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *messages.Flush:
 		a.onFlush(ctx)
 	case *messages.CommitBackend:
-		a.onCommitBackend()
+		a.onCommitBackend(ctx)
 	case *messages.ClientRequest:
 		a.onClientRequest(ctx, msg)
 	case *actor.Stopping:
-		a.onStopping()
+		a.onStopping(ctx)
 	}
 }
 
@@ -128,7 +131,7 @@ func (a *applier) onFlush(ctx actor.Context) {
 				a.fail(err)
 				return
 			}
-			a.applied = ent.Index
+			a.applied, a.appliedTerm = ent.Index, ent.Term
 			if origin == a.env.State.MemberID {
 				if to, ok := a.waiters[id]; ok {
 					delete(a.waiters, id)
@@ -147,7 +150,7 @@ func (a *applier) onFlush(ctx actor.Context) {
 	a.releaseReads(ctx)
 	ctx.Send(a.raft, &messages.Applied{Index: a.applied})
 	if a.store.Pending() >= a.cfg.MaxPending {
-		a.commit()
+		a.commit(ctx)
 	}
 }
 
@@ -204,15 +207,24 @@ func (a *applier) release(ctx actor.Context, w *messages.WaitApplied) {
 	}
 }
 
-func (a *applier) onCommitBackend() {
+func (a *applier) onCommitBackend(ctx actor.Context) {
 	if !a.failed && a.store.Pending() > 0 {
-		a.commit()
+		a.commit(ctx)
 	}
 }
 
-func (a *applier) commit() {
+// commit commits the backend and tells the raft node how far it is durable
+// (which lets it snapshot and release the WAL behind that index).
+func (a *applier) commit(ctx actor.Context) {
+	if a.failed {
+		return
+	}
 	if err := a.store.Commit(); err != nil {
 		a.fail(fmt.Errorf("applier: backend commit: %w", err))
+		return
+	}
+	if a.appliedTerm != 0 {
+		ctx.Send(a.raft, &messages.BackendCommitted{Index: a.applied, Term: a.appliedTerm})
 	}
 }
 
@@ -221,7 +233,7 @@ func (a *applier) commit() {
 func (a *applier) onClientRequest(ctx actor.Context, msg *messages.ClientRequest) {
 	switch r := msg.Request.(type) {
 	case *messages.ClientRequest_HashKv:
-		a.commit()
+		a.commit(ctx)
 		hash, compactRev, hashRev, e := a.store.HashKV(r.HashKv.Revision)
 		if e != nil {
 			ctx.Respond(&messages.ClientResponse{Response: &messages.ClientResponse_Error{Error: e}})
@@ -235,12 +247,12 @@ func (a *applier) onClientRequest(ctx actor.Context, msg *messages.ClientRequest
 	}
 }
 
-func (a *applier) onStopping() {
+func (a *applier) onStopping(ctx actor.Context) {
 	if a.cancelTick != nil {
 		a.cancelTick()
 	}
 	if !a.failed && a.store.Pending() > 0 {
-		a.commit()
+		a.commit(ctx)
 	}
 }
 

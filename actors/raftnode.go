@@ -41,6 +41,7 @@ type raftNode struct {
 	queued    bool
 
 	inflight   []persistWait
+	snapshotAt uint64
 	role       raft.Role
 	cancelTick scheduler.CancelFunc
 	failed     bool
@@ -62,7 +63,14 @@ type RaftNodeConfig struct {
 	Applier           *actor.PID
 	// Peers maps member IDs to their raft node PIDs (empty with one member).
 	Peers map[uint64]*actor.PID
+	// SnapshotCount is how many applied entries separate two snapshots:
+	// points where the WAL is released behind what the backend holds.
+	SnapshotCount uint64
 }
+
+// catchUpEntries is how many entries the raft log keeps in memory behind a
+// snapshot, so a follower slightly behind catches up from the log.
+const catchUpEntries = 5000
 
 // NewRaftNodeProps returns the props of a raft node. The core is built when
 // the actor starts, from cfg.Restore.
@@ -102,6 +110,8 @@ func (n *raftNode) common(ctx actor.Context) bool {
 	case *messages.Applied:
 		n.core.Applied(msg.Index)
 		n.schedule(ctx)
+	case *messages.BackendCommitted:
+		n.onBackendCommitted(ctx, msg)
 	case *messages.Flush:
 		n.onFlush(ctx)
 	default:
@@ -159,6 +169,9 @@ func (n *raftNode) onStarted(ctx actor.Context) {
 		return
 	}
 	n.core = core
+	if snap := n.cfg.Restore.Snapshot; snap != nil {
+		n.snapshotAt = snap.Index
+	}
 	n.cancelTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(n.cfg.HeartbeatInterval, n.cfg.HeartbeatInterval, ctx.Self(), &messages.Tick{})
 	if len(n.cfg.Core.Voters) == 1 && n.cfg.Core.Voters[0] == n.cfg.Core.ID {
 		n.core.Campaign()
@@ -335,4 +348,21 @@ func (n *raftNode) onPersisted(ctx actor.Context, msg *messages.Persisted) {
 		n.core.PersistedHardState(hs)
 	}
 	n.schedule(ctx)
+}
+
+// onBackendCommitted takes a snapshot once SnapshotCount entries have been
+// made durable in the backend since the last one: the WAL records the
+// snapshot point and releases older segments, and the in-memory log keeps
+// only catchUpEntries behind it.
+func (n *raftNode) onBackendCommitted(ctx actor.Context, msg *messages.BackendCommitted) {
+	if n.core == nil || n.failed || n.cfg.SnapshotCount == 0 || msg.Index < n.snapshotAt+n.cfg.SnapshotCount {
+		return
+	}
+	n.snapshotAt = msg.Index
+	ctx.Send(n.wal, &messages.SaveSnapshot{Meta: &messages.SnapshotMeta{Index: msg.Index, Term: msg.Term}})
+	if msg.Index > catchUpEntries {
+		if err := n.core.Compact(msg.Index - catchUpEntries); err != nil {
+			n.env.Logger.Debug().Err(err).Uint64("index", msg.Index-catchUpEntries).Msg("raft log not compacted")
+		}
+	}
 }

@@ -41,6 +41,8 @@ func (w *walWriter) Receive(ctx actor.Context) {
 		w.onPersist(ctx, msg)
 	case *messages.Flush:
 		w.onFlush(ctx)
+	case *messages.SaveSnapshot:
+		w.onSaveSnapshot(ctx, msg)
 	case *actor.Stopping:
 		w.onFlush(ctx)
 	}
@@ -108,4 +110,37 @@ func (w *walWriter) fail(ctx actor.Context, err error) {
 		ctx.Send(w.reply, &messages.WALFailed{Reason: err.Error()})
 	}
 	w.env.Fatal(err)
+}
+
+// snapshotLog is a log that can record snapshot points and release what
+// replay no longer needs (*wal.WAL and MemLog).
+type snapshotLog interface {
+	SaveSnapshot(meta *messages.SnapshotMeta) error
+	Release() (int, error)
+}
+
+// onSaveSnapshot records a snapshot point (everything through meta.Index is
+// durable in the backend), syncs it, and releases older segments. The
+// pending batch is written first so records stay in arrival order.
+func (w *walWriter) onSaveSnapshot(ctx actor.Context, msg *messages.SaveSnapshot) {
+	w.onFlush(ctx)
+	sl, ok := w.log.(snapshotLog)
+	if w.failed || !ok || msg.Meta == nil {
+		return
+	}
+	if err := sl.SaveSnapshot(msg.Meta); err != nil {
+		w.fail(ctx, fmt.Errorf("wal snapshot at %d: %w", msg.Meta.Index, err))
+		return
+	}
+	if err := w.log.Sync(); err != nil {
+		w.fail(ctx, fmt.Errorf("wal fdatasync: %w", err))
+		return
+	}
+	w.env.State.WALSyncs.Add(1)
+	n, err := sl.Release()
+	if err != nil {
+		w.fail(ctx, fmt.Errorf("wal release behind %d: %w", msg.Meta.Index, err))
+		return
+	}
+	w.env.Logger.Info().Uint64("index", msg.Meta.Index).Int("segments-released", n).Msg("snapshot: WAL released behind the backend")
 }

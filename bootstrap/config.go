@@ -42,6 +42,7 @@ type Config struct {
 	HeartbeatInterval  time.Duration
 	ElectionTimeout    time.Duration
 	SnapshotCount      uint64
+	WALSegmentBytes    int64
 	QuotaBackendBytes  int64
 	LogLevel           string
 	EnablePprof        bool
@@ -61,7 +62,10 @@ type Config struct {
 // flag.ErrHelp for -h; version is true for --version.
 func ParseFlags(args []string, output io.Writer) (cfg Config, version bool, err error) {
 	fs := flag.NewFlagSet("aetcd", flag.ContinueOnError)
-	fs.SetOutput(output)
+	// Errors are returned (the caller prints one line); usage is printed
+	// only for -h/--help.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	var listenClient, advClient, listenPeer, advPeer string
 	var heartbeatMs, electionMs uint
 	fs.StringVar(&cfg.Name, "name", "default", "human-readable name for this member")
@@ -78,13 +82,20 @@ func ParseFlags(args []string, output io.Writer) (cfg Config, version bool, err 
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", 1572864, "maximum client request size in bytes the server will accept")
 	fs.UintVar(&heartbeatMs, "heartbeat-interval", 100, "time (in milliseconds) of a heartbeat interval")
 	fs.UintVar(&electionMs, "election-timeout", 1000, "time (in milliseconds) for an election to timeout")
-	fs.Uint64Var(&cfg.SnapshotCount, "snapshot-count", 10000, "number of committed transactions to trigger a snapshot (accepted; snapshots come with replication)")
+	fs.Uint64Var(&cfg.SnapshotCount, "snapshot-count", 10000, "number of applied entries between snapshots: points where the WAL is released behind the backend")
+	fs.Int64Var(&cfg.WALSegmentBytes, "wal-segment-size", 64<<20, "size in bytes of a WAL segment file (aetcd-specific)")
 	fs.Int64Var(&cfg.QuotaBackendBytes, "quota-backend-bytes", 2<<30, "backend size quota reported in Status (enforcement is not implemented yet)")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve runtime profiling data via HTTP at /debug/pprof/ on the client URLs")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
-		return cfg, false, err
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(output)
+			fmt.Fprintln(output, "Usage: aetcd [flags]\n\nFlags:")
+			fs.PrintDefaults()
+			return cfg, false, err
+		}
+		return cfg, false, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}
 	if fs.NArg() > 0 {
 		return cfg, false, fmt.Errorf("%w: unexpected argument %q", ErrBadConfig, fs.Arg(0))
@@ -182,6 +193,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HeartbeatInterval <= 0 || c.ElectionTimeout < 5*c.HeartbeatInterval {
 		return fmt.Errorf("%w: --election-timeout[%v] should be at least 5 times --heartbeat-interval[%v]", ErrBadConfig, c.ElectionTimeout, c.HeartbeatInterval)
+	}
+	if c.WALSegmentBytes < 64<<10 {
+		return fmt.Errorf("%w: --wal-segment-size must be at least 65536", ErrBadConfig)
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5*time.Second + 2*c.ElectionTimeout

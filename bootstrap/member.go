@@ -66,7 +66,7 @@ func Start(cfg Config, log zerolog.Logger) (_ *Member, err error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "member", "snap"), 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	w, replay, err := wal.Open(filepath.Join(cfg.DataDir, "member", "wal"), wal.Options{})
+	w, replay, err := wal.Open(filepath.Join(cfg.DataDir, "member", "wal"), wal.Options{SegmentSizeBytes: cfg.WALSegmentBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +85,12 @@ func Start(cfg Config, log zerolog.Logger) (_ *Member, err error) {
 	lastIndex := uint64(0)
 	if n := len(replay.Entries); n > 0 {
 		lastIndex = replay.Entries[n-1].Index
+	}
+	if replay.Snapshot != nil {
+		lastIndex = max(lastIndex, replay.Snapshot.Index)
+		if ci := store.ConsistentIndex(); ci < replay.Snapshot.Index {
+			return nil, fmt.Errorf("data dir %s: the WAL was released through index %d but the backend holds only %d: backend lost or rolled back; refusing to start", cfg.DataDir, replay.Snapshot.Index, ci)
+		}
 	}
 	if ci := store.ConsistentIndex(); ci > lastIndex {
 		return nil, fmt.Errorf("data dir %s: backend has applied through index %d but the WAL ends at %d: WAL lost or truncated; refusing to start", cfg.DataDir, ci, lastIndex)
@@ -179,6 +185,7 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 		Restore: raft.RestoreState{HardState: replay.HardState, Entries: replay.Entries, Snapshot: replay.Snapshot,
 			Applied: applied},
 		HeartbeatInterval: m.cfg.HeartbeatInterval,
+		SnapshotCount:     m.cfg.SnapshotCount,
 		WAL:               m.walPID,
 		Applier:           m.applierPID,
 	}), actors.RaftName); err != nil {

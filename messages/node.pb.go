@@ -772,6 +772,107 @@ func (*CommitBackend) Descriptor() ([]byte, []int) {
 	return file_proto_node_proto_rawDescGZIP(), []int{13}
 }
 
+// BackendCommitted reports that the backend durably holds everything
+// applied through index (an entry of term).
+type BackendCommitted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackendCommitted) Reset() {
+	*x = BackendCommitted{}
+	mi := &file_proto_node_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackendCommitted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackendCommitted) ProtoMessage() {}
+
+func (x *BackendCommitted) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackendCommitted.ProtoReflect.Descriptor instead.
+func (*BackendCommitted) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *BackendCommitted) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *BackendCommitted) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+// SaveSnapshot asks the WAL writer to record that everything through
+// meta.index is durable in the backend, sync, and release the segments
+// replay no longer needs.
+type SaveSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *SnapshotMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveSnapshot) Reset() {
+	*x = SaveSnapshot{}
+	mi := &file_proto_node_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveSnapshot) ProtoMessage() {}
+
+func (x *SaveSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveSnapshot.ProtoReflect.Descriptor instead.
+func (*SaveSnapshot) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SaveSnapshot) GetMeta() *SnapshotMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 var File_proto_node_proto protoreflect.FileDescriptor
 
 const file_proto_node_proto_rawDesc = "" +
@@ -819,7 +920,12 @@ const file_proto_node_proto_rawDesc = "" +
 	"\aApplied\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"\a\n" +
 	"\x05Flush\"\x0f\n" +
-	"\rCommitBackendB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
+	"\rCommitBackend\"<\n" +
+	"\x10BackendCommitted\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\"7\n" +
+	"\fSaveSnapshot\x12'\n" +
+	"\x04meta\x18\x01 \x01(\v2\x13.aetcd.SnapshotMetaR\x04metaB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
 
 var (
 	file_proto_node_proto_rawDescOnce sync.Once
@@ -833,7 +939,7 @@ func file_proto_node_proto_rawDescGZIP() []byte {
 	return file_proto_node_proto_rawDescData
 }
 
-var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_proto_node_proto_goTypes = []any{
 	(*InternalRequest)(nil),    // 0: aetcd.InternalRequest
 	(*Propose)(nil),            // 1: aetcd.Propose
@@ -849,33 +955,37 @@ var file_proto_node_proto_goTypes = []any{
 	(*Applied)(nil),            // 11: aetcd.Applied
 	(*Flush)(nil),              // 12: aetcd.Flush
 	(*CommitBackend)(nil),      // 13: aetcd.CommitBackend
-	(*PutRequest)(nil),         // 14: aetcd.PutRequest
-	(*DeleteRangeRequest)(nil), // 15: aetcd.DeleteRangeRequest
-	(*TxnRequest)(nil),         // 16: aetcd.TxnRequest
-	(*CompactionRequest)(nil),  // 17: aetcd.CompactionRequest
-	(*Error)(nil),              // 18: aetcd.Error
-	(*HardState)(nil),          // 19: aetcd.HardState
-	(*Entry)(nil),              // 20: aetcd.Entry
-	(*actor.PID)(nil),          // 21: actor.PID
+	(*BackendCommitted)(nil),   // 14: aetcd.BackendCommitted
+	(*SaveSnapshot)(nil),       // 15: aetcd.SaveSnapshot
+	(*PutRequest)(nil),         // 16: aetcd.PutRequest
+	(*DeleteRangeRequest)(nil), // 17: aetcd.DeleteRangeRequest
+	(*TxnRequest)(nil),         // 18: aetcd.TxnRequest
+	(*CompactionRequest)(nil),  // 19: aetcd.CompactionRequest
+	(*Error)(nil),              // 20: aetcd.Error
+	(*HardState)(nil),          // 21: aetcd.HardState
+	(*Entry)(nil),              // 22: aetcd.Entry
+	(*actor.PID)(nil),          // 23: actor.PID
+	(*SnapshotMeta)(nil),       // 24: aetcd.SnapshotMeta
 }
 var file_proto_node_proto_depIdxs = []int32{
-	14, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
-	15, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
-	16, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
-	17, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
+	16, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
+	17, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
+	18, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
+	19, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
 	0,  // 4: aetcd.Propose.request:type_name -> aetcd.InternalRequest
-	18, // 5: aetcd.ReadReady.error:type_name -> aetcd.Error
-	19, // 6: aetcd.Persist.hard_state:type_name -> aetcd.HardState
-	20, // 7: aetcd.Persist.entries:type_name -> aetcd.Entry
-	21, // 8: aetcd.Waiter.reply_to:type_name -> actor.PID
-	20, // 9: aetcd.Apply.entries:type_name -> aetcd.Entry
+	20, // 5: aetcd.ReadReady.error:type_name -> aetcd.Error
+	21, // 6: aetcd.Persist.hard_state:type_name -> aetcd.HardState
+	22, // 7: aetcd.Persist.entries:type_name -> aetcd.Entry
+	23, // 8: aetcd.Waiter.reply_to:type_name -> actor.PID
+	22, // 9: aetcd.Apply.entries:type_name -> aetcd.Entry
 	8,  // 10: aetcd.Apply.waiters:type_name -> aetcd.Waiter
-	21, // 11: aetcd.WaitApplied.waiters:type_name -> actor.PID
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	23, // 11: aetcd.WaitApplied.waiters:type_name -> actor.PID
+	24, // 12: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_proto_node_proto_init() }
@@ -898,7 +1008,7 @@ func file_proto_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_node_proto_rawDesc), len(file_proto_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +16,10 @@ import (
 // concurrent put load, kills it with SIGKILL, restarts it on the same data
 // dir and checks that every acknowledged put is present with the revision
 // it was acknowledged at, and that revisions 2..current each belong to
-// exactly one put (no gap, no repeat). Three kill/restart rounds.
+// exactly one put (no gap, no repeat). Three kill/restart rounds, with
+// snapshots (WAL released behind the backend) happening under the load.
+var snapshotFlags = []string{"--snapshot-count", "2000", "--wal-segment-size", "262144"}
+
 func TestCrashKill9NoAcknowledgedWriteLost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process crash test")
@@ -23,9 +27,10 @@ func TestCrashKill9NoAcknowledgedWriteLost(t *testing.T) {
 	dir := t.TempDir()
 	clientPort, remotePort := freePort(t), freePort(t)
 	acked := map[string]int64{}
+	snapshots := 0
 	var mu sync.Mutex
 	for round := 0; round < 3; round++ {
-		p := startProc(t, dir, clientPort, remotePort)
+		p := startProc(t, dir, clientPort, remotePort, snapshotFlags...)
 		c := newClient(t, p.clientAddr)
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
@@ -47,6 +52,7 @@ func TestCrashKill9NoAcknowledgedWriteLost(t *testing.T) {
 		}
 		time.Sleep(time.Duration(700+300*round) * time.Millisecond)
 		p.kill()
+		snapshots += strings.Count(p.log.String(), "snapshot: WAL released")
 		cancel()
 		wg.Wait()
 		c.Close()
@@ -56,7 +62,7 @@ func TestCrashKill9NoAcknowledgedWriteLost(t *testing.T) {
 	if len(acked) < 100 {
 		t.Fatalf("only %d puts acknowledged; the load did not run", len(acked))
 	}
-	p := startProc(t, dir, clientPort, remotePort)
+	p := startProc(t, dir, clientPort, remotePort, snapshotFlags...)
 	c := newClient(t, p.clientAddr)
 	resp, err := c.Get(ctxT(t), "r", clientv3.WithPrefix())
 	if err != nil {
@@ -88,4 +94,7 @@ func TestCrashKill9NoAcknowledgedWriteLost(t *testing.T) {
 		t.Fatalf("store revision %d, but %d puts survive", resp.Header.Revision, len(revs))
 	}
 	t.Logf("%d acknowledged, %d present after 3 SIGKILLs, revision %d", len(acked), len(revs), resp.Header.Revision)
+	if snapshots == 0 {
+		t.Errorf("no snapshot was taken under load: the test did not exercise WAL release")
+	}
 }

@@ -16,7 +16,7 @@ type delCommand struct {
 	isRange bool
 
 	// warn, when set, is told about an explicit range before it is
-	// deleted, and returns after etcdctl's 2 s grace (nil inside a txn).
+	// deleted, and returns after etcdctl's 2 s grace.
 	warn func(key, end string)
 }
 
@@ -28,14 +28,7 @@ func (c *delCommand) flags(fs *flagSet) {
 }
 
 func (c *delCommand) run(ctx context.Context, cc *cmdContext, args []string) error {
-	c.warn = func(key, end string) {
-		fmt.Fprintf(cc.m.Stderr, "Warning: Keys between %q and %q will be deleted. Please interrupt the command within next 2 seconds to cancel. "+
-			"You can provide `--range` flag to avoid the delay.\n", key, end)
-		select {
-		case <-time.After(2 * time.Second):
-		case <-ctx.Done():
-		}
-	}
+	c.warn = rangeDeleteWarning(ctx, cc)
 	req, err := c.request(args)
 	if err != nil {
 		return err
@@ -89,4 +82,17 @@ func (c *delCommand) request(args []string) (*messages.DeleteRangeRequest, error
 		req.Key, req.RangeEnd = fromKeyRange(req.Key)
 	}
 	return req, nil
+}
+
+// rangeDeleteWarning is etcdctl's warning before deleting an explicit range
+// without --range: it prints, then waits 2 s (or until ctx ends).
+func rangeDeleteWarning(ctx context.Context, cc *cmdContext) func(key, end string) {
+	return func(key, end string) {
+		fmt.Fprintf(cc.m.Stderr, "Warning: Keys between %q and %q will be deleted. Please interrupt the command within next 2 seconds to cancel. "+
+			"You can provide `--range` flag to avoid the delay.\n", key, end)
+		select {
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
+	}
 }

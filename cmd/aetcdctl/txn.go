@@ -39,7 +39,7 @@ func (c *txnCommand) run(ctx context.Context, cc *cmdContext, args []string) err
 	if c.interactive {
 		prompt = func(s string) { fmt.Fprintln(cc.m.Stdout, s) }
 	}
-	req, err := readTxn(bufio.NewReader(cc.m.Stdin), prompt)
+	req, err := readTxn(bufio.NewReader(cc.m.Stdin), prompt, rangeDeleteWarning(ctx, cc))
 	if err != nil {
 		return err
 	}
@@ -60,8 +60,9 @@ func (c *txnCommand) run(ctx context.Context, cc *cmdContext, args []string) err
 }
 
 // readTxn reads the three sections; prompt, if not nil, is called before
-// each with etcdctl's interactive prompt.
-func readTxn(r *bufio.Reader, prompt func(string)) (*messages.TxnRequest, error) {
+// each with etcdctl's interactive prompt; warn, if not nil, before a del of
+// an explicit range (etcdctl's 2 s grace applies inside txn too).
+func readTxn(r *bufio.Reader, prompt func(string), warn func(key, end string)) (*messages.TxnRequest, error) {
 	if prompt == nil {
 		prompt = func(string) {}
 	}
@@ -78,11 +79,11 @@ func readTxn(r *bufio.Reader, prompt func(string)) (*messages.TxnRequest, error)
 		return nil, err
 	}
 	prompt("success requests (get, put, del):")
-	if req.Success, err = readOps(r); err != nil {
+	if req.Success, err = readOps(r, warn); err != nil {
 		return nil, err
 	}
 	prompt("failure requests (get, put, del):")
-	if req.Failure, err = readOps(r); err != nil {
+	if req.Failure, err = readOps(r, warn); err != nil {
 		return nil, err
 	}
 	return req, nil
@@ -106,10 +107,10 @@ func readSection(r *bufio.Reader, parse func(string) error) error {
 	}
 }
 
-func readOps(r *bufio.Reader) ([]*messages.RequestOp, error) {
+func readOps(r *bufio.Reader, warn func(key, end string)) ([]*messages.RequestOp, error) {
 	var ops []*messages.RequestOp
 	err := readSection(r, func(line string) error {
-		op, err := parseRequestOp(line)
+		op, err := parseRequestOp(line, warn)
 		if err == nil {
 			ops = append(ops, op)
 		}
@@ -184,7 +185,7 @@ func parseCompare(line string) (*messages.Compare, error) {
 
 // parseRequestOp parses one request line: a get, put or del command line
 // with that command's flags (not the global ones), as etcdctl does.
-func parseRequestOp(line string) (*messages.RequestOp, error) {
+func parseRequestOp(line string, warn func(key, end string)) (*messages.RequestOp, error) {
 	args, err := argify(line)
 	if err != nil {
 		return nil, err
@@ -199,7 +200,7 @@ func parseRequestOp(line string) (*messages.RequestOp, error) {
 	case "put":
 		cmd = &putCommand{}
 	case "del":
-		cmd = &delCommand{}
+		cmd = &delCommand{warn: warn}
 	default:
 		return nil, errorf(exitInvalidInput, "invalid txn request: %s", line)
 	}

@@ -108,7 +108,7 @@ func TestParseRequestOp(t *testing.T) {
 		{`del a b`, delOp(&messages.DeleteRangeRequest{Key: []byte("a"), RangeEnd: []byte("b")})},
 	}
 	for _, tt := range valid {
-		got, err := parseRequestOp(tt.line)
+		got, err := parseRequestOp(tt.line, nil)
 		if err != nil {
 			t.Errorf("parseRequestOp(%s): %v", tt.line, err)
 			continue
@@ -138,7 +138,7 @@ func TestParseRequestOp(t *testing.T) {
 		{`put "bad\q" v`, `bad quoted argument "bad\q": invalid syntax`, exitInvalidInput},
 	}
 	for _, tt := range invalid {
-		_, err := parseRequestOp(tt.line)
+		_, err := parseRequestOp(tt.line, nil)
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("parseRequestOp(%s) error = %v, want %q", tt.line, err, tt.want)
 		}
@@ -151,7 +151,7 @@ func TestParseRequestOp(t *testing.T) {
 func TestReadTxn(t *testing.T) {
 	input := "mod(\"key1\") > \"0\"\n  value(\"key2\") = \"x\"  \n\nput key1 \"overwrote-key1\"\n\nput key1 \"created-key1\"\nput key2 \"some extra key\"\n\n"
 	var prompts []string
-	got, err := readTxn(bufio.NewReader(strings.NewReader(input)), func(s string) { prompts = append(prompts, s) })
+	got, err := readTxn(bufio.NewReader(strings.NewReader(input)), func(s string) { prompts = append(prompts, s) }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,21 +176,21 @@ func TestReadTxn(t *testing.T) {
 		t.Fatalf("prompts = %q, want %q", prompts, wantPrompts)
 	}
 
-	empty, err := readTxn(bufio.NewReader(strings.NewReader("\n\n\n")), nil)
+	empty, err := readTxn(bufio.NewReader(strings.NewReader("\n\n\n")), nil, nil)
 	if err != nil || !proto.Equal(empty, &messages.TxnRequest{}) {
 		t.Fatalf("empty txn = %v, %v", empty, err)
 	}
 
 	// Every section must end with an empty line, as in etcdctl.
 	for _, truncated := range []string{"", `mod("k") > "0"`, "mod(\"k\") > \"0\"\n\nput k v\n", "mod(\"k\") > \"0\"\n\nput k v\n\n", "\n\nput k v"} {
-		_, err := readTxn(bufio.NewReader(strings.NewReader(truncated)), nil)
+		_, err := readTxn(bufio.NewReader(strings.NewReader(truncated)), nil, nil)
 		if err == nil || err.Error() != "EOF" || exitCode(err) != exitInvalidInput {
 			t.Errorf("readTxn(%q) error = %v (exit %d), want EOF (exit 3)", truncated, err, exitCode(err))
 		}
 	}
 
 	// The first bad line is reported.
-	_, err = readTxn(bufio.NewReader(strings.NewReader("\nput k v\nbogus line\n\n\n")), nil)
+	_, err = readTxn(bufio.NewReader(strings.NewReader("\nput k v\nbogus line\n\n\n")), nil, nil)
 	if err == nil || err.Error() != "invalid txn request: bogus line" {
 		t.Errorf("bad request line: %v", err)
 	}
