@@ -18,6 +18,7 @@ import (
 
 func newKV(t *testing.T) *clientv3.Client {
 	t.Helper()
+	checkNoGoroutineLeak(t)
 	m := startMember(t, t.TempDir())
 	return newClient(t, m.ClientAddrs()...)
 }
