@@ -29,7 +29,7 @@ type applier struct {
 
 	pending   []*messages.Apply
 	queued    bool
-	waiters   map[uint64]*actor.PID
+	waiters   map[uint64]waiter
 	readWaits []*messages.WaitApplied
 	applied   uint64
 	// appliedTerm is the term of the entry at applied (0 until one is
@@ -39,10 +39,19 @@ type applier struct {
 	cancelTick  scheduler.CancelFunc
 }
 
+// waiter is a client awaiting the answer to a write this member proposed.
+type waiter struct {
+	replyTo *actor.PID
+	since   time.Time
+}
+
 // ApplierConfig tunes the applier.
 type ApplierConfig struct {
 	CommitInterval time.Duration // default 100 ms
 	MaxPending     int           // default 10000 writes
+	// WaiterTimeout is how long a registered waiter is kept: a proposal lost
+	// with a leader change never applies, and its client has given up.
+	WaiterTimeout time.Duration // default 1 min
 }
 
 // NewApplierProps returns the props of an applier over store. raft receives
@@ -54,8 +63,11 @@ func NewApplierProps(env *Env, store *mvcc.Store, raft *actor.PID, cfg ApplierCo
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 10000
 	}
+	if cfg.WaiterTimeout <= 0 {
+		cfg.WaiterTimeout = time.Minute
+	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &applier{env: env, store: store, raft: raft, cfg: cfg, waiters: map[uint64]*actor.PID{}}
+		return &applier{env: env, store: store, raft: raft, cfg: cfg, waiters: map[uint64]waiter{}}
 	})
 }
 
@@ -85,8 +97,11 @@ func (a *applier) onStarted(ctx actor.Context) {
 }
 
 func (a *applier) onApply(ctx actor.Context, msg *messages.Apply) {
-	for _, w := range msg.Waiters {
-		a.waiters[w.RequestId] = w.ReplyTo
+	if len(msg.Waiters) > 0 {
+		now := time.Now()
+		for _, w := range msg.Waiters {
+			a.waiters[w.RequestId] = waiter{replyTo: w.ReplyTo, since: now}
+		}
 	}
 	if len(msg.Entries) == 0 {
 		return
@@ -133,10 +148,10 @@ func (a *applier) onFlush(ctx actor.Context) {
 			}
 			a.applied, a.appliedTerm = ent.Index, ent.Term
 			if origin == a.env.State.MemberID {
-				if to, ok := a.waiters[id]; ok {
+				if w, ok := a.waiters[id]; ok {
 					delete(a.waiters, id)
 					a.fillHeader(resp, ent.Term)
-					answers = append(answers, answer{to, resp})
+					answers = append(answers, answer{w.replyTo, resp})
 				}
 			}
 		}
@@ -210,6 +225,20 @@ func (a *applier) release(ctx actor.Context, w *messages.WaitApplied) {
 func (a *applier) onCommitBackend(ctx actor.Context) {
 	if !a.failed && a.store.Pending() > 0 {
 		a.commit(ctx)
+	}
+	a.sweepWaiters()
+}
+
+// sweepWaiters forgets waiters older than WaiterTimeout.
+func (a *applier) sweepWaiters() {
+	if len(a.waiters) == 0 {
+		return
+	}
+	cutoff := time.Now().Add(-a.cfg.WaiterTimeout)
+	for id, w := range a.waiters {
+		if w.since.Before(cutoff) {
+			delete(a.waiters, id)
+		}
 	}
 }
 

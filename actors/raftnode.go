@@ -138,7 +138,24 @@ func (n *raftNode) leader(ctx actor.Context) {
 	if n.common(ctx) {
 		return
 	}
+	if fwd, ok := ctx.Message().(*messages.ForwardProposals); ok {
+		n.onForwardProposals(ctx, fwd)
+		return
+	}
 	n.queueClient(ctx)
+}
+
+// onForwardProposals proposes writes a follower forwarded. If this member
+// is no longer leader the forward is dropped; the follower's clients time
+// out, as they would with a lost message.
+func (n *raftNode) onForwardProposals(ctx actor.Context, msg *messages.ForwardProposals) {
+	if len(msg.Data) == 0 || n.failed {
+		return
+	}
+	if err := n.core.Propose(msg.Data...); err != nil {
+		n.env.Logger.Debug().Err(err).Int("proposals", len(msg.Data)).Msg("forwarded proposals dropped")
+	}
+	n.schedule(ctx)
 }
 
 func (n *raftNode) queueClient(ctx actor.Context) {
@@ -198,17 +215,25 @@ func (n *raftNode) onFlush(ctx actor.Context) {
 	if n.core == nil || n.failed {
 		return
 	}
-	if n.core.Role() == raft.RoleLeader {
-		n.flushProposals(ctx)
+	switch lead := n.core.Leader(); {
+	case n.core.Role() == raft.RoleLeader:
+		n.flushProposals(ctx, nil)
+		n.flushReads(ctx)
+	case lead != 0:
+		n.flushProposals(ctx, n.peers[lead])
 		n.flushReads(ctx)
 	}
 	n.handleReady(ctx)
 }
 
 // flushProposals registers the clients awaiting the queued proposals with
-// the applier, then proposes all of them as one batch.
-func (n *raftNode) flushProposals(ctx actor.Context) {
+// the applier, then proposes all of them as one batch, or, on a follower,
+// forwards them as one message to the leader's raft node.
+func (n *raftNode) flushProposals(ctx actor.Context, leader *actor.PID) {
 	if len(n.proposals) == 0 {
+		return
+	}
+	if n.core.Role() != raft.RoleLeader && leader == nil {
 		return
 	}
 	data := make([][]byte, 0, len(n.proposals))
@@ -226,6 +251,10 @@ func (n *raftNode) flushProposals(ctx actor.Context) {
 	}
 	n.proposals, n.senders = n.proposals[:0], n.senders[:0]
 	ctx.Send(n.applier, &messages.Apply{Waiters: waiters})
+	if leader != nil {
+		ctx.Send(leader, &messages.ForwardProposals{Data: data})
+		return
+	}
 	if err := n.core.Propose(data...); err != nil {
 		for _, w := range waiters {
 			ctx.Send(w.ReplyTo, rpcerr.Response(rpcerr.LeaderChanged))
@@ -293,7 +322,11 @@ func (n *raftNode) readStateReady(ctx actor.Context, rs raft.ReadState) {
 func (n *raftNode) updateState(ctx actor.Context) {
 	st := n.env.State
 	st.Term.Store(n.core.Term())
-	st.Leader.Store(n.core.Leader())
+	lead := n.core.Leader()
+	if lead != st.Leader.Load() && lead != 0 {
+		n.schedule(ctx)
+	}
+	st.Leader.Store(lead)
 	st.CommitIndex.Store(n.core.Committed())
 	role := n.core.Role()
 	if role == n.role {
@@ -359,7 +392,8 @@ func (n *raftNode) onBackendCommitted(ctx actor.Context, msg *messages.BackendCo
 		return
 	}
 	n.snapshotAt = msg.Index
-	ctx.Send(n.wal, &messages.SaveSnapshot{Meta: &messages.SnapshotMeta{Index: msg.Index, Term: msg.Term}})
+	ctx.Send(n.wal, &messages.SaveSnapshot{Meta: &messages.SnapshotMeta{Index: msg.Index, Term: msg.Term,
+		ConfState: &messages.ConfState{Voters: n.cfg.Core.Voters}}})
 	if msg.Index > catchUpEntries {
 		if err := n.core.Compact(msg.Index - catchUpEntries); err != nil {
 			n.env.Logger.Debug().Err(err).Uint64("index", msg.Index-catchUpEntries).Msg("raft log not compacted")

@@ -171,11 +171,8 @@ func (c *Config) Validate() error {
 	if !found {
 		return fmt.Errorf("%w: --initial-cluster has no member %q with peer URLs %s", ErrBadConfig, c.Name, strings.Join(c.InitialAdvertisePeerURLs, ","))
 	}
-	if len(members) > 1 {
-		return fmt.Errorf("%w: --initial-cluster has %d members; this build runs single-member clusters only (replication is not implemented yet)", ErrBadConfig, len(members))
-	}
 	if c.InitialClusterState == "existing" {
-		return fmt.Errorf("%w: --initial-cluster-state existing needs replication, which is not implemented yet", ErrBadConfig)
+		return fmt.Errorf("%w: --initial-cluster-state existing (joining a running cluster) is not implemented yet", ErrBadConfig)
 	}
 	c.ClusterID = cluster.ClusterID(ids)
 	if c.ListenRemotingAddr == "" {

@@ -135,10 +135,17 @@ func (m *Member) checkMetadata(md []byte) error {
 	return nil
 }
 
-// allowRemote admits only client requests to the gateway from remoting: the
-// raft node, WAL writer and applier trust their senders.
+// allowRemote admits client requests to the gateway and Raft traffic to the
+// raft node from remoting, nothing else: the WAL writer and the applier
+// trust their senders.
 func allowRemote(target, typeName string) bool {
-	return target == actors.GatewayName && typeName == "aetcd.ClientRequest"
+	switch target {
+	case actors.GatewayName:
+		return typeName == "aetcd.ClientRequest"
+	case actors.RaftName:
+		return typeName == "aetcd.RaftMessage" || typeName == "aetcd.ForwardProposals"
+	}
+	return false
 }
 
 // fatalStrategy turns an actor panic into a member fail-stop: the member
@@ -169,12 +176,22 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 	raftPID := actor.NewPID(m.system.Address(), actors.RaftName)
 	if m.applierPID, err = m.root.SpawnNamed(actors.NewApplierProps(env, m.store, raftPID, actors.ApplierConfig{
 		CommitInterval: m.cfg.BackendCommitInterval,
+		WaiterTimeout:  2 * m.cfg.RequestTimeout,
 	}), actors.ApplierName); err != nil {
 		return err
 	}
 	var voters []uint64
+	peers := map[uint64]*actor.PID{}
 	for _, mem := range m.cfg.Members {
 		voters = append(voters, mem.ID)
+		if mem.ID == m.cfg.MemberID {
+			continue
+		}
+		addr, err := hostPort(mem.PeerURLs[0])
+		if err != nil {
+			return err
+		}
+		peers[mem.ID] = actor.NewPID(addr, actors.RaftName)
 	}
 	electionTicks := int(m.cfg.ElectionTimeout / m.cfg.HeartbeatInterval)
 	if m.raftPID, err = m.root.SpawnNamed(actors.NewRaftNodeProps(env, actors.RaftNodeConfig{
@@ -186,6 +203,7 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 			Applied: applied},
 		HeartbeatInterval: m.cfg.HeartbeatInterval,
 		SnapshotCount:     m.cfg.SnapshotCount,
+		Peers:             peers,
 		WAL:               m.walPID,
 		Applier:           m.applierPID,
 	}), actors.RaftName); err != nil {

@@ -873,6 +873,53 @@ func (x *SaveSnapshot) GetMeta() *SnapshotMeta {
 	return nil
 }
 
+// ForwardProposals carries writes a follower accepted to the leader's raft
+// node, which proposes them; the follower itself answers its clients once
+// it applies them.
+type ForwardProposals struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          [][]byte               `protobuf:"bytes,1,rep,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardProposals) Reset() {
+	*x = ForwardProposals{}
+	mi := &file_proto_node_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardProposals) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardProposals) ProtoMessage() {}
+
+func (x *ForwardProposals) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardProposals.ProtoReflect.Descriptor instead.
+func (*ForwardProposals) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ForwardProposals) GetData() [][]byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_proto_node_proto protoreflect.FileDescriptor
 
 const file_proto_node_proto_rawDesc = "" +
@@ -925,7 +972,9 @@ const file_proto_node_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\"7\n" +
 	"\fSaveSnapshot\x12'\n" +
-	"\x04meta\x18\x01 \x01(\v2\x13.aetcd.SnapshotMetaR\x04metaB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
+	"\x04meta\x18\x01 \x01(\v2\x13.aetcd.SnapshotMetaR\x04meta\"&\n" +
+	"\x10ForwardProposals\x12\x12\n" +
+	"\x04data\x18\x01 \x03(\fR\x04dataB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
 
 var (
 	file_proto_node_proto_rawDescOnce sync.Once
@@ -939,7 +988,7 @@ func file_proto_node_proto_rawDescGZIP() []byte {
 	return file_proto_node_proto_rawDescData
 }
 
-var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_proto_node_proto_goTypes = []any{
 	(*InternalRequest)(nil),    // 0: aetcd.InternalRequest
 	(*Propose)(nil),            // 1: aetcd.Propose
@@ -957,30 +1006,31 @@ var file_proto_node_proto_goTypes = []any{
 	(*CommitBackend)(nil),      // 13: aetcd.CommitBackend
 	(*BackendCommitted)(nil),   // 14: aetcd.BackendCommitted
 	(*SaveSnapshot)(nil),       // 15: aetcd.SaveSnapshot
-	(*PutRequest)(nil),         // 16: aetcd.PutRequest
-	(*DeleteRangeRequest)(nil), // 17: aetcd.DeleteRangeRequest
-	(*TxnRequest)(nil),         // 18: aetcd.TxnRequest
-	(*CompactionRequest)(nil),  // 19: aetcd.CompactionRequest
-	(*Error)(nil),              // 20: aetcd.Error
-	(*HardState)(nil),          // 21: aetcd.HardState
-	(*Entry)(nil),              // 22: aetcd.Entry
-	(*actor.PID)(nil),          // 23: actor.PID
-	(*SnapshotMeta)(nil),       // 24: aetcd.SnapshotMeta
+	(*ForwardProposals)(nil),   // 16: aetcd.ForwardProposals
+	(*PutRequest)(nil),         // 17: aetcd.PutRequest
+	(*DeleteRangeRequest)(nil), // 18: aetcd.DeleteRangeRequest
+	(*TxnRequest)(nil),         // 19: aetcd.TxnRequest
+	(*CompactionRequest)(nil),  // 20: aetcd.CompactionRequest
+	(*Error)(nil),              // 21: aetcd.Error
+	(*HardState)(nil),          // 22: aetcd.HardState
+	(*Entry)(nil),              // 23: aetcd.Entry
+	(*actor.PID)(nil),          // 24: actor.PID
+	(*SnapshotMeta)(nil),       // 25: aetcd.SnapshotMeta
 }
 var file_proto_node_proto_depIdxs = []int32{
-	16, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
-	17, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
-	18, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
-	19, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
+	17, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
+	18, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
+	19, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
+	20, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
 	0,  // 4: aetcd.Propose.request:type_name -> aetcd.InternalRequest
-	20, // 5: aetcd.ReadReady.error:type_name -> aetcd.Error
-	21, // 6: aetcd.Persist.hard_state:type_name -> aetcd.HardState
-	22, // 7: aetcd.Persist.entries:type_name -> aetcd.Entry
-	23, // 8: aetcd.Waiter.reply_to:type_name -> actor.PID
-	22, // 9: aetcd.Apply.entries:type_name -> aetcd.Entry
+	21, // 5: aetcd.ReadReady.error:type_name -> aetcd.Error
+	22, // 6: aetcd.Persist.hard_state:type_name -> aetcd.HardState
+	23, // 7: aetcd.Persist.entries:type_name -> aetcd.Entry
+	24, // 8: aetcd.Waiter.reply_to:type_name -> actor.PID
+	23, // 9: aetcd.Apply.entries:type_name -> aetcd.Entry
 	8,  // 10: aetcd.Apply.waiters:type_name -> aetcd.Waiter
-	23, // 11: aetcd.WaitApplied.waiters:type_name -> actor.PID
-	24, // 12: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	24, // 11: aetcd.WaitApplied.waiters:type_name -> actor.PID
+	25, // 12: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
 	13, // [13:13] is the sub-list for method output_type
 	13, // [13:13] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
@@ -1008,7 +1058,7 @@ func file_proto_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_node_proto_rawDesc), len(file_proto_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
