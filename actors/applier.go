@@ -93,6 +93,10 @@ func (a *applier) Receive(ctx actor.Context) {
 func (a *applier) onStarted(ctx actor.Context) {
 	a.applied = a.store.ConsistentIndex()
 	a.env.State.AppliedIndex.Store(a.applied)
+	if err := a.refreshMembers(); err != nil {
+		a.fail(err)
+		return
+	}
 	a.cancelTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(a.cfg.CommitInterval, a.cfg.CommitInterval, ctx.Self(), &messages.CommitBackend{})
 }
 
@@ -180,7 +184,31 @@ func (a *applier) applyEntry(ent *messages.Entry) (resp *messages.ClientResponse
 	if err := proto.Unmarshal(ent.Data, &req); err != nil {
 		return nil, 0, 0, fmt.Errorf("applier: entry %d (term %d) does not decode: %w", ent.Index, ent.Term, err)
 	}
-	return a.store.Apply(ent.Index, &req), req.Origin, req.Id, nil
+	resp = a.store.Apply(ent.Index, &req)
+	if m := req.GetMemberAttributes(); m != nil {
+		if err := a.refreshMembers(); err != nil {
+			return nil, 0, 0, err
+		}
+		if m.ID == a.env.State.MemberID {
+			a.env.State.Published.Store(true)
+		}
+	}
+	return resp, req.Origin, req.Id, nil
+}
+
+// refreshMembers publishes the backend's member attributes to MemberState.
+func (a *applier) refreshMembers() error {
+	ms, err := a.store.Members()
+	if err != nil {
+		return fmt.Errorf("applier: %w", err)
+	}
+	a.env.State.Members.Store(&ms)
+	for _, m := range ms {
+		if m.ID == a.env.State.MemberID {
+			a.env.State.Published.Store(true)
+		}
+	}
+	return nil
 }
 
 func (a *applier) fillHeader(resp *messages.ClientResponse, term uint64) {

@@ -6,6 +6,7 @@ package actors
 import (
 	"sync/atomic"
 
+	"github.com/aetcd/aetcd/messages"
 	"github.com/rs/zerolog"
 )
 
@@ -27,6 +28,11 @@ type MemberState struct {
 	Leader       atomic.Uint64 // raft node
 	CommitIndex  atomic.Uint64 // raft node
 	AppliedIndex atomic.Uint64 // applier
+
+	// Members holds the member attributes published through Raft, ordered
+	// by ID; Published is set once this member's own are applied.
+	Members   atomic.Pointer[[]*messages.Member] // applier
+	Published atomic.Bool                        // applier
 
 	WALSyncs   atomic.Uint64 // WAL writer: fdatasyncs done
 	WALEntries atomic.Uint64 // WAL writer: entries made durable

@@ -79,7 +79,7 @@ func (g *gateway) onClientRequest(ctx actor.Context, req *messages.ClientRequest
 		ctx.RequestWithCustomSender(g.apply, req, ctx.Sender())
 	case *messages.ClientRequest_MemberList:
 		ctx.Respond(&messages.ClientResponse{Response: &messages.ClientResponse_MemberList{MemberList: &messages.MemberListResponse{
-			Header: g.header(), Members: g.cfg.Members,
+			Header: g.header(), Members: g.members(),
 		}}})
 	default:
 		ctx.Respond(rpcerr.Response(&messages.Error{Code: 12, Message: "aetcd: empty or unsupported request"}))
@@ -134,6 +134,27 @@ func (g *gateway) readIndex(root *actor.RootContext) *messages.Error {
 		return rpcerr.Timeout
 	}
 	return ready.Error
+}
+
+// members lists the initial cluster's members with the attributes they
+// published (client URLs); a member that has not published yet has none,
+// except this member, which knows its own.
+func (g *gateway) members() []*messages.Member {
+	published := map[uint64]*messages.Member{}
+	if p := g.env.State.Members.Load(); p != nil {
+		for _, m := range *p {
+			published[m.ID] = m
+		}
+	}
+	out := make([]*messages.Member, 0, len(g.cfg.Members))
+	for _, m := range g.cfg.Members {
+		mm := &messages.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs}
+		if p, ok := published[m.ID]; ok {
+			mm.Name, mm.ClientURLs = p.Name, p.ClientURLs
+		}
+		out = append(out, mm)
+	}
+	return out
 }
 
 func (g *gateway) header() *messages.ResponseHeader {

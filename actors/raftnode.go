@@ -42,6 +42,7 @@ type raftNode struct {
 
 	inflight   []persistWait
 	snapshotAt uint64
+	ticks      uint64
 	role       raft.Role
 	cancelTick scheduler.CancelFunc
 	failed     bool
@@ -63,6 +64,9 @@ type RaftNodeConfig struct {
 	Applier           *actor.PID
 	// Peers maps member IDs to their raft node PIDs (empty with one member).
 	Peers map[uint64]*actor.PID
+	// Attributes are this member's name and URLs, published through Raft
+	// once a leader is known (and again until applied).
+	Attributes *messages.Member
 	// SnapshotCount is how many applied entries separate two snapshots:
 	// points where the WAL is released behind what the backend holds.
 	SnapshotCount uint64
@@ -97,6 +101,10 @@ func (n *raftNode) common(ctx actor.Context) bool {
 		n.onStopping()
 	case *messages.Tick:
 		n.core.Tick()
+		n.ticks++
+		if n.ticks%uint64(max(n.cfg.Core.ElectionTicks, 1)) == 0 {
+			n.publish(ctx)
+		}
 		n.schedule(ctx)
 	case *messages.RaftMessage:
 		if err := n.core.Step(msg); err != nil {
@@ -325,6 +333,7 @@ func (n *raftNode) updateState(ctx actor.Context) {
 	lead := n.core.Leader()
 	if lead != st.Leader.Load() && lead != 0 {
 		n.schedule(ctx)
+		defer n.publish(ctx)
 	}
 	st.Leader.Store(lead)
 	st.CommitIndex.Store(n.core.Committed())
@@ -399,4 +408,18 @@ func (n *raftNode) onBackendCommitted(ctx actor.Context, msg *messages.BackendCo
 			n.env.Logger.Debug().Err(err).Uint64("index", msg.Index-catchUpEntries).Msg("raft log not compacted")
 		}
 	}
+}
+
+// publish queues a proposal of this member's attributes unless they are
+// already applied; a lost one is retried every election timeout.
+func (n *raftNode) publish(ctx actor.Context) {
+	if n.cfg.Attributes == nil || n.env.State.Published.Load() || n.core.Leader() == 0 {
+		return
+	}
+	n.proposals = append(n.proposals, &messages.Propose{Request: &messages.InternalRequest{
+		Origin:  n.env.State.MemberID,
+		Request: &messages.InternalRequest_MemberAttributes{MemberAttributes: n.cfg.Attributes},
+	}})
+	n.senders = append(n.senders, nil)
+	n.schedule(ctx)
 }

@@ -203,9 +203,11 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 			Applied: applied},
 		HeartbeatInterval: m.cfg.HeartbeatInterval,
 		SnapshotCount:     m.cfg.SnapshotCount,
-		Peers:             peers,
-		WAL:               m.walPID,
-		Applier:           m.applierPID,
+		Attributes: &messages.Member{ID: m.cfg.MemberID, Name: m.cfg.Name,
+			PeerURLs: m.cfg.InitialAdvertisePeerURLs, ClientURLs: m.cfg.AdvertiseClientURLs},
+		Peers:   peers,
+		WAL:     m.walPID,
+		Applier: m.applierPID,
 	}), actors.RaftName); err != nil {
 		return err
 	}

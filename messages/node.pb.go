@@ -38,6 +38,7 @@ type InternalRequest struct {
 	//	*InternalRequest_DeleteRange
 	//	*InternalRequest_Txn
 	//	*InternalRequest_Compaction
+	//	*InternalRequest_MemberAttributes
 	Request       isInternalRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -130,6 +131,15 @@ func (x *InternalRequest) GetCompaction() *CompactionRequest {
 	return nil
 }
 
+func (x *InternalRequest) GetMemberAttributes() *Member {
+	if x != nil {
+		if x, ok := x.Request.(*InternalRequest_MemberAttributes); ok {
+			return x.MemberAttributes
+		}
+	}
+	return nil
+}
+
 type isInternalRequest_Request interface {
 	isInternalRequest_Request()
 }
@@ -150,6 +160,12 @@ type InternalRequest_Compaction struct {
 	Compaction *CompactionRequest `protobuf:"bytes,6,opt,name=compaction,proto3,oneof"`
 }
 
+type InternalRequest_MemberAttributes struct {
+	// member_attributes publishes a member's name and client URLs (as
+	// etcd's attribute publishing), recorded in the backend.
+	MemberAttributes *Member `protobuf:"bytes,7,opt,name=member_attributes,json=memberAttributes,proto3,oneof"`
+}
+
 func (*InternalRequest_Put) isInternalRequest_Request() {}
 
 func (*InternalRequest_DeleteRange) isInternalRequest_Request() {}
@@ -157,6 +173,8 @@ func (*InternalRequest_DeleteRange) isInternalRequest_Request() {}
 func (*InternalRequest_Txn) isInternalRequest_Request() {}
 
 func (*InternalRequest_Compaction) isInternalRequest_Request() {}
+
+func (*InternalRequest_MemberAttributes) isInternalRequest_Request() {}
 
 // Propose asks the raft node to replicate a write; the response
 // (ClientResponse) goes to the sender once the write is applied.
@@ -924,7 +942,7 @@ var File_proto_node_proto protoreflect.FileDescriptor
 
 const file_proto_node_proto_rawDesc = "" +
 	"\n" +
-	"\x10proto/node.proto\x12\x05aetcd\x1a\vactor.proto\x1a\x0eproto/kv.proto\x1a\x10proto/raft.proto\x1a\x13proto/gateway.proto\"\x8e\x02\n" +
+	"\x10proto/node.proto\x12\x05aetcd\x1a\vactor.proto\x1a\x0eproto/kv.proto\x1a\x10proto/raft.proto\x1a\x13proto/gateway.proto\x1a\x17proto/maintenance.proto\"\xcc\x02\n" +
 	"\x0fInternalRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\x04R\x06origin\x12%\n" +
@@ -933,7 +951,8 @@ const file_proto_node_proto_rawDesc = "" +
 	"\x03txn\x18\x05 \x01(\v2\x11.aetcd.TxnRequestH\x00R\x03txn\x12:\n" +
 	"\n" +
 	"compaction\x18\x06 \x01(\v2\x18.aetcd.CompactionRequestH\x00R\n" +
-	"compactionB\t\n" +
+	"compaction\x12<\n" +
+	"\x11member_attributes\x18\a \x01(\v2\r.aetcd.MemberH\x00R\x10memberAttributesB\t\n" +
 	"\arequest\";\n" +
 	"\aPropose\x120\n" +
 	"\arequest\x18\x01 \x01(\v2\x16.aetcd.InternalRequestR\arequest\"\v\n" +
@@ -1011,31 +1030,33 @@ var file_proto_node_proto_goTypes = []any{
 	(*DeleteRangeRequest)(nil), // 18: aetcd.DeleteRangeRequest
 	(*TxnRequest)(nil),         // 19: aetcd.TxnRequest
 	(*CompactionRequest)(nil),  // 20: aetcd.CompactionRequest
-	(*Error)(nil),              // 21: aetcd.Error
-	(*HardState)(nil),          // 22: aetcd.HardState
-	(*Entry)(nil),              // 23: aetcd.Entry
-	(*actor.PID)(nil),          // 24: actor.PID
-	(*SnapshotMeta)(nil),       // 25: aetcd.SnapshotMeta
+	(*Member)(nil),             // 21: aetcd.Member
+	(*Error)(nil),              // 22: aetcd.Error
+	(*HardState)(nil),          // 23: aetcd.HardState
+	(*Entry)(nil),              // 24: aetcd.Entry
+	(*actor.PID)(nil),          // 25: actor.PID
+	(*SnapshotMeta)(nil),       // 26: aetcd.SnapshotMeta
 }
 var file_proto_node_proto_depIdxs = []int32{
 	17, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
 	18, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
 	19, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
 	20, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
-	0,  // 4: aetcd.Propose.request:type_name -> aetcd.InternalRequest
-	21, // 5: aetcd.ReadReady.error:type_name -> aetcd.Error
-	22, // 6: aetcd.Persist.hard_state:type_name -> aetcd.HardState
-	23, // 7: aetcd.Persist.entries:type_name -> aetcd.Entry
-	24, // 8: aetcd.Waiter.reply_to:type_name -> actor.PID
-	23, // 9: aetcd.Apply.entries:type_name -> aetcd.Entry
-	8,  // 10: aetcd.Apply.waiters:type_name -> aetcd.Waiter
-	24, // 11: aetcd.WaitApplied.waiters:type_name -> actor.PID
-	25, // 12: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	21, // 4: aetcd.InternalRequest.member_attributes:type_name -> aetcd.Member
+	0,  // 5: aetcd.Propose.request:type_name -> aetcd.InternalRequest
+	22, // 6: aetcd.ReadReady.error:type_name -> aetcd.Error
+	23, // 7: aetcd.Persist.hard_state:type_name -> aetcd.HardState
+	24, // 8: aetcd.Persist.entries:type_name -> aetcd.Entry
+	25, // 9: aetcd.Waiter.reply_to:type_name -> actor.PID
+	24, // 10: aetcd.Apply.entries:type_name -> aetcd.Entry
+	8,  // 11: aetcd.Apply.waiters:type_name -> aetcd.Waiter
+	25, // 12: aetcd.WaitApplied.waiters:type_name -> actor.PID
+	26, // 13: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_proto_node_proto_init() }
@@ -1046,11 +1067,13 @@ func file_proto_node_proto_init() {
 	file_proto_kv_proto_init()
 	file_proto_raft_proto_init()
 	file_proto_gateway_proto_init()
+	file_proto_maintenance_proto_init()
 	file_proto_node_proto_msgTypes[0].OneofWrappers = []any{
 		(*InternalRequest_Put)(nil),
 		(*InternalRequest_DeleteRange)(nil),
 		(*InternalRequest_Txn)(nil),
 		(*InternalRequest_Compaction)(nil),
+		(*InternalRequest_MemberAttributes)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -31,6 +31,8 @@ func (s *Store) Apply(idx uint64, req *messages.InternalRequest) *messages.Clien
 		return s.applyTxn(r.Txn)
 	case *messages.InternalRequest_Compaction:
 		return s.applyCompaction(r.Compaction)
+	case *messages.InternalRequest_MemberAttributes:
+		return s.applyMember(r.MemberAttributes)
 	default:
 		return rpcerr.Response(errUnknownRequest)
 	}
