@@ -77,6 +77,8 @@ func (g *gateway) onClientRequest(ctx actor.Context, req *messages.ClientRequest
 		g.alarm(ctx, r.Alarm)
 	case *messages.ClientRequest_HashKv:
 		ctx.RequestWithCustomSender(g.apply, req, ctx.Sender())
+	case *messages.ClientRequest_MoveLeader:
+		ctx.RequestWithCustomSender(g.raft, req, ctx.Sender())
 	case *messages.ClientRequest_MemberList:
 		ctx.Respond(&messages.ClientResponse{Response: &messages.ClientResponse_MemberList{MemberList: &messages.MemberListResponse{
 			Header: g.header(), Members: g.members(),

@@ -43,9 +43,17 @@ type raftNode struct {
 	inflight   []persistWait
 	snapshotAt uint64
 	ticks      uint64
+	transfers  []transferWait
 	role       raft.Role
 	cancelTick scheduler.CancelFunc
 	failed     bool
+}
+
+// transferWait is a client awaiting a leadership transfer to target, until
+// the tick count reaches deadline.
+type transferWait struct {
+	target, deadline uint64
+	replyTo          *actor.PID
 }
 
 // persistWait is a Persist sent to the WAL writer and not yet reported
@@ -105,6 +113,7 @@ func (n *raftNode) common(ctx actor.Context) bool {
 		if n.ticks%uint64(max(n.cfg.Core.ElectionTicks, 1)) == 0 {
 			n.publish(ctx)
 		}
+		n.settleTransfers(ctx)
 		n.schedule(ctx)
 	case *messages.RaftMessage:
 		if err := n.core.Step(msg); err != nil {
@@ -139,18 +148,104 @@ func (n *raftNode) nonLeader(ctx actor.Context) {
 	if n.common(ctx) {
 		return
 	}
-	n.queueClient(ctx)
+	switch ctx.Message().(type) {
+	case *messages.ClientRequest:
+		ctx.Respond(rpcerr.Response(rpcerr.NotLeader))
+	case *messages.TransferLeadership:
+		ctx.Respond(rpcerr.Response(rpcerr.NotLeader))
+	default:
+		n.queueClient(ctx)
+	}
 }
 
 func (n *raftNode) leader(ctx actor.Context) {
 	if n.common(ctx) {
 		return
 	}
-	if fwd, ok := ctx.Message().(*messages.ForwardProposals); ok {
-		n.onForwardProposals(ctx, fwd)
+	switch msg := ctx.Message().(type) {
+	case *messages.ForwardProposals:
+		n.onForwardProposals(ctx, msg)
+	case *messages.ClientRequest:
+		n.onMoveLeader(ctx, msg.GetMoveLeader().GetTargetID())
+	case *messages.TransferLeadership:
+		n.onMoveLeader(ctx, n.bestTransferee())
+	default:
+		n.queueClient(ctx)
+	}
+}
+
+// onMoveLeader starts a leadership transfer to target; the sender is
+// answered once target leads, or with etcd's timeout error.
+func (n *raftNode) onMoveLeader(ctx actor.Context, target uint64) {
+	if !n.isVoter(target) {
+		ctx.Respond(rpcerr.Response(rpcerr.BadLeaderTransferee))
 		return
 	}
-	n.queueClient(ctx)
+	if target == n.cfg.Core.ID {
+		ctx.Respond(n.moveLeaderDone())
+		return
+	}
+	if err := n.core.TransferLeader(target); err != nil {
+		ctx.Respond(rpcerr.Response(rpcerr.BadLeaderTransferee))
+		return
+	}
+	n.env.Logger.Info().Uint64("transferee", target).Msg("leadership transfer starting")
+	n.transfers = append(n.transfers, transferWait{target: target, replyTo: ctx.Sender(),
+		deadline: n.ticks + 3*uint64(max(n.cfg.Core.ElectionTicks, 1))})
+	n.schedule(ctx)
+}
+
+func (n *raftNode) isVoter(id uint64) bool {
+	for _, v := range n.cfg.Core.Voters {
+		if v == id {
+			return true
+		}
+	}
+	return false
+}
+
+// bestTransferee is the follower with the highest match index (this member
+// itself when it has no followers).
+func (n *raftNode) bestTransferee() uint64 {
+	best, bestMatch := n.cfg.Core.ID, uint64(0)
+	for id, p := range n.core.Status().Progress {
+		if id != n.cfg.Core.ID && p.Match >= bestMatch {
+			best, bestMatch = id, p.Match
+		}
+	}
+	return best
+}
+
+func (n *raftNode) moveLeaderDone() *messages.ClientResponse {
+	return &messages.ClientResponse{Response: &messages.ClientResponse_MoveLeader{MoveLeader: &messages.MoveLeaderResponse{
+		Header: &messages.ResponseHeader{ClusterId: n.env.State.ClusterID, MemberId: n.env.State.MemberID, RaftTerm: n.core.Term()},
+	}}}
+}
+
+// settleTransfers answers transfer waiters whose target now leads, and
+// those whose deadline passed.
+func (n *raftNode) settleTransfers(ctx actor.Context) {
+	if len(n.transfers) == 0 {
+		return
+	}
+	lead := n.core.Leader()
+	kept := n.transfers[:0]
+	for _, w := range n.transfers {
+		switch {
+		case lead == w.target:
+			n.env.Logger.Info().Uint64("new-leader", lead).Msg("leadership transfer finished")
+			if w.replyTo != nil {
+				ctx.Send(w.replyTo, n.moveLeaderDone())
+			}
+		case n.ticks >= w.deadline:
+			if w.replyTo != nil {
+				ctx.Send(w.replyTo, rpcerr.Response(rpcerr.LeaderTransferTimeout))
+			}
+		default:
+			kept = append(kept, w)
+		}
+	}
+	n.transfers = kept
 }
 
 // onForwardProposals proposes writes a follower forwarded. If this member
@@ -337,6 +432,7 @@ func (n *raftNode) updateState(ctx actor.Context) {
 	}
 	st.Leader.Store(lead)
 	st.CommitIndex.Store(n.core.Committed())
+	n.settleTransfers(ctx)
 	role := n.core.Role()
 	if role == n.role {
 		return

@@ -156,7 +156,9 @@ func (a *etcdAPI) register(s *grpc.Server) {
 			}, func(r *messages.ClientResponse) proto.Message { return nonNil(r.GetHashKv()) }),
 			unimplemented("Defragment"),
 			unimplemented("Hash"),
-			unimplemented("MoveLeader"),
+			unary(a, "MoveLeader", func(r *messages.MoveLeaderRequest) *messages.ClientRequest {
+				return &messages.ClientRequest{Request: &messages.ClientRequest_MoveLeader{MoveLeader: r}}
+			}, func(r *messages.ClientResponse) proto.Message { return nonNil(r.GetMoveLeader()) }),
 			unimplemented("Downgrade"),
 		},
 		Streams: []grpc.StreamDesc{{

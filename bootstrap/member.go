@@ -350,6 +350,23 @@ func (m *Member) stop(cause error) {
 	<-m.done
 }
 
+// transferLeadership hands leadership to the most caught-up follower before
+// a leader of a multi-member cluster stops, so the cluster does not wait out
+// an election timeout (etcd does the same on graceful shutdown).
+func (m *Member) transferLeadership() {
+	if m.raftPID == nil || len(m.cfg.Members) < 2 || m.state.Leader.Load() != m.cfg.MemberID || m.err != nil {
+		return
+	}
+	res, err := m.system.Root.RequestFuture(m.raftPID, &messages.TransferLeadership{}, 3*m.cfg.ElectionTimeout).Result()
+	if err != nil {
+		m.log.Warn().Err(err).Msg("leadership transfer on shutdown did not finish")
+		return
+	}
+	if e := res.(*messages.ClientResponse).GetError(); e != nil {
+		m.log.Warn().Str("error", e.Message).Msg("leadership transfer on shutdown failed")
+	}
+}
+
 // shutdown releases whatever Start acquired, in reverse order.
 func (m *Member) shutdown() error {
 	if m.grpcSrv != nil {
@@ -369,6 +386,7 @@ func (m *Member) shutdown() error {
 	for _, l := range m.listeners {
 		_ = l.Close()
 	}
+	m.transferLeadership()
 	if m.remote != nil {
 		m.remote.Shutdown(false)
 	}

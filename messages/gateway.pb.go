@@ -91,6 +91,7 @@ type ClientRequest struct {
 	//	*ClientRequest_Alarm
 	//	*ClientRequest_HashKv
 	//	*ClientRequest_MemberList
+	//	*ClientRequest_MoveLeader
 	Request       isClientRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -214,6 +215,15 @@ func (x *ClientRequest) GetMemberList() *MemberListRequest {
 	return nil
 }
 
+func (x *ClientRequest) GetMoveLeader() *MoveLeaderRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ClientRequest_MoveLeader); ok {
+			return x.MoveLeader
+		}
+	}
+	return nil
+}
+
 type isClientRequest_Request interface {
 	isClientRequest_Request()
 }
@@ -254,6 +264,10 @@ type ClientRequest_MemberList struct {
 	MemberList *MemberListRequest `protobuf:"bytes,9,opt,name=member_list,json=memberList,proto3,oneof"`
 }
 
+type ClientRequest_MoveLeader struct {
+	MoveLeader *MoveLeaderRequest `protobuf:"bytes,10,opt,name=move_leader,json=moveLeader,proto3,oneof"`
+}
+
 func (*ClientRequest_Range) isClientRequest_Request() {}
 
 func (*ClientRequest_Put) isClientRequest_Request() {}
@@ -272,6 +286,8 @@ func (*ClientRequest_HashKv) isClientRequest_Request() {}
 
 func (*ClientRequest_MemberList) isClientRequest_Request() {}
 
+func (*ClientRequest_MoveLeader) isClientRequest_Request() {}
+
 type ClientResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Response:
@@ -285,6 +301,7 @@ type ClientResponse struct {
 	//	*ClientResponse_Alarm
 	//	*ClientResponse_HashKv
 	//	*ClientResponse_MemberList
+	//	*ClientResponse_MoveLeader
 	//	*ClientResponse_Error
 	Response      isClientResponse_Response `protobuf_oneof:"response"`
 	unknownFields protoimpl.UnknownFields
@@ -409,6 +426,15 @@ func (x *ClientResponse) GetMemberList() *MemberListResponse {
 	return nil
 }
 
+func (x *ClientResponse) GetMoveLeader() *MoveLeaderResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ClientResponse_MoveLeader); ok {
+			return x.MoveLeader
+		}
+	}
+	return nil
+}
+
 func (x *ClientResponse) GetError() *Error {
 	if x != nil {
 		if x, ok := x.Response.(*ClientResponse_Error); ok {
@@ -458,6 +484,10 @@ type ClientResponse_MemberList struct {
 	MemberList *MemberListResponse `protobuf:"bytes,9,opt,name=member_list,json=memberList,proto3,oneof"`
 }
 
+type ClientResponse_MoveLeader struct {
+	MoveLeader *MoveLeaderResponse `protobuf:"bytes,10,opt,name=move_leader,json=moveLeader,proto3,oneof"`
+}
+
 type ClientResponse_Error struct {
 	Error *Error `protobuf:"bytes,15,opt,name=error,proto3,oneof"`
 }
@@ -480,6 +510,8 @@ func (*ClientResponse_HashKv) isClientResponse_Response() {}
 
 func (*ClientResponse_MemberList) isClientResponse_Response() {}
 
+func (*ClientResponse_MoveLeader) isClientResponse_Response() {}
+
 func (*ClientResponse_Error) isClientResponse_Response() {}
 
 var File_proto_gateway_proto protoreflect.FileDescriptor
@@ -489,7 +521,7 @@ const file_proto_gateway_proto_rawDesc = "" +
 	"\x13proto/gateway.proto\x12\x05aetcd\x1a\x0eproto/kv.proto\x1a\x17proto/maintenance.proto\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xdc\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x99\x04\n" +
 	"\rClientRequest\x12+\n" +
 	"\x05range\x18\x01 \x01(\v2\x13.aetcd.RangeRequestH\x00R\x05range\x12%\n" +
 	"\x03put\x18\x02 \x01(\v2\x11.aetcd.PutRequestH\x00R\x03put\x12>\n" +
@@ -502,8 +534,11 @@ const file_proto_gateway_proto_rawDesc = "" +
 	"\x05alarm\x18\a \x01(\v2\x13.aetcd.AlarmRequestH\x00R\x05alarm\x12/\n" +
 	"\ahash_kv\x18\b \x01(\v2\x14.aetcd.HashKVRequestH\x00R\x06hashKv\x12;\n" +
 	"\vmember_list\x18\t \x01(\v2\x18.aetcd.MemberListRequestH\x00R\n" +
-	"memberListB\t\n" +
-	"\arequest\"\x8d\x04\n" +
+	"memberList\x12;\n" +
+	"\vmove_leader\x18\n" +
+	" \x01(\v2\x18.aetcd.MoveLeaderRequestH\x00R\n" +
+	"moveLeaderB\t\n" +
+	"\arequest\"\xcb\x04\n" +
 	"\x0eClientResponse\x12,\n" +
 	"\x05range\x18\x01 \x01(\v2\x14.aetcd.RangeResponseH\x00R\x05range\x12&\n" +
 	"\x03put\x18\x02 \x01(\v2\x12.aetcd.PutResponseH\x00R\x03put\x12?\n" +
@@ -516,7 +551,10 @@ const file_proto_gateway_proto_rawDesc = "" +
 	"\x05alarm\x18\a \x01(\v2\x14.aetcd.AlarmResponseH\x00R\x05alarm\x120\n" +
 	"\ahash_kv\x18\b \x01(\v2\x15.aetcd.HashKVResponseH\x00R\x06hashKv\x12<\n" +
 	"\vmember_list\x18\t \x01(\v2\x19.aetcd.MemberListResponseH\x00R\n" +
-	"memberList\x12$\n" +
+	"memberList\x12<\n" +
+	"\vmove_leader\x18\n" +
+	" \x01(\v2\x19.aetcd.MoveLeaderResponseH\x00R\n" +
+	"moveLeader\x12$\n" +
 	"\x05error\x18\x0f \x01(\v2\f.aetcd.ErrorH\x00R\x05errorB\n" +
 	"\n" +
 	"\bresponseB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
@@ -547,15 +585,17 @@ var file_proto_gateway_proto_goTypes = []any{
 	(*AlarmRequest)(nil),        // 9: aetcd.AlarmRequest
 	(*HashKVRequest)(nil),       // 10: aetcd.HashKVRequest
 	(*MemberListRequest)(nil),   // 11: aetcd.MemberListRequest
-	(*RangeResponse)(nil),       // 12: aetcd.RangeResponse
-	(*PutResponse)(nil),         // 13: aetcd.PutResponse
-	(*DeleteRangeResponse)(nil), // 14: aetcd.DeleteRangeResponse
-	(*TxnResponse)(nil),         // 15: aetcd.TxnResponse
-	(*CompactionResponse)(nil),  // 16: aetcd.CompactionResponse
-	(*StatusResponse)(nil),      // 17: aetcd.StatusResponse
-	(*AlarmResponse)(nil),       // 18: aetcd.AlarmResponse
-	(*HashKVResponse)(nil),      // 19: aetcd.HashKVResponse
-	(*MemberListResponse)(nil),  // 20: aetcd.MemberListResponse
+	(*MoveLeaderRequest)(nil),   // 12: aetcd.MoveLeaderRequest
+	(*RangeResponse)(nil),       // 13: aetcd.RangeResponse
+	(*PutResponse)(nil),         // 14: aetcd.PutResponse
+	(*DeleteRangeResponse)(nil), // 15: aetcd.DeleteRangeResponse
+	(*TxnResponse)(nil),         // 16: aetcd.TxnResponse
+	(*CompactionResponse)(nil),  // 17: aetcd.CompactionResponse
+	(*StatusResponse)(nil),      // 18: aetcd.StatusResponse
+	(*AlarmResponse)(nil),       // 19: aetcd.AlarmResponse
+	(*HashKVResponse)(nil),      // 20: aetcd.HashKVResponse
+	(*MemberListResponse)(nil),  // 21: aetcd.MemberListResponse
+	(*MoveLeaderResponse)(nil),  // 22: aetcd.MoveLeaderResponse
 }
 var file_proto_gateway_proto_depIdxs = []int32{
 	3,  // 0: aetcd.ClientRequest.range:type_name -> aetcd.RangeRequest
@@ -567,21 +607,23 @@ var file_proto_gateway_proto_depIdxs = []int32{
 	9,  // 6: aetcd.ClientRequest.alarm:type_name -> aetcd.AlarmRequest
 	10, // 7: aetcd.ClientRequest.hash_kv:type_name -> aetcd.HashKVRequest
 	11, // 8: aetcd.ClientRequest.member_list:type_name -> aetcd.MemberListRequest
-	12, // 9: aetcd.ClientResponse.range:type_name -> aetcd.RangeResponse
-	13, // 10: aetcd.ClientResponse.put:type_name -> aetcd.PutResponse
-	14, // 11: aetcd.ClientResponse.delete_range:type_name -> aetcd.DeleteRangeResponse
-	15, // 12: aetcd.ClientResponse.txn:type_name -> aetcd.TxnResponse
-	16, // 13: aetcd.ClientResponse.compaction:type_name -> aetcd.CompactionResponse
-	17, // 14: aetcd.ClientResponse.status:type_name -> aetcd.StatusResponse
-	18, // 15: aetcd.ClientResponse.alarm:type_name -> aetcd.AlarmResponse
-	19, // 16: aetcd.ClientResponse.hash_kv:type_name -> aetcd.HashKVResponse
-	20, // 17: aetcd.ClientResponse.member_list:type_name -> aetcd.MemberListResponse
-	0,  // 18: aetcd.ClientResponse.error:type_name -> aetcd.Error
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	12, // 9: aetcd.ClientRequest.move_leader:type_name -> aetcd.MoveLeaderRequest
+	13, // 10: aetcd.ClientResponse.range:type_name -> aetcd.RangeResponse
+	14, // 11: aetcd.ClientResponse.put:type_name -> aetcd.PutResponse
+	15, // 12: aetcd.ClientResponse.delete_range:type_name -> aetcd.DeleteRangeResponse
+	16, // 13: aetcd.ClientResponse.txn:type_name -> aetcd.TxnResponse
+	17, // 14: aetcd.ClientResponse.compaction:type_name -> aetcd.CompactionResponse
+	18, // 15: aetcd.ClientResponse.status:type_name -> aetcd.StatusResponse
+	19, // 16: aetcd.ClientResponse.alarm:type_name -> aetcd.AlarmResponse
+	20, // 17: aetcd.ClientResponse.hash_kv:type_name -> aetcd.HashKVResponse
+	21, // 18: aetcd.ClientResponse.member_list:type_name -> aetcd.MemberListResponse
+	22, // 19: aetcd.ClientResponse.move_leader:type_name -> aetcd.MoveLeaderResponse
+	0,  // 20: aetcd.ClientResponse.error:type_name -> aetcd.Error
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_proto_gateway_proto_init() }
@@ -601,6 +643,7 @@ func file_proto_gateway_proto_init() {
 		(*ClientRequest_Alarm)(nil),
 		(*ClientRequest_HashKv)(nil),
 		(*ClientRequest_MemberList)(nil),
+		(*ClientRequest_MoveLeader)(nil),
 	}
 	file_proto_gateway_proto_msgTypes[2].OneofWrappers = []any{
 		(*ClientResponse_Range)(nil),
@@ -612,6 +655,7 @@ func file_proto_gateway_proto_init() {
 		(*ClientResponse_Alarm)(nil),
 		(*ClientResponse_HashKv)(nil),
 		(*ClientResponse_MemberList)(nil),
+		(*ClientResponse_MoveLeader)(nil),
 		(*ClientResponse_Error)(nil),
 	}
 	type x struct{}

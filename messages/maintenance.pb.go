@@ -798,6 +798,94 @@ func (x *MemberListResponse) GetMembers() []*Member {
 	return nil
 }
 
+type MoveLeaderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TargetID      uint64                 `protobuf:"varint,1,opt,name=targetID,proto3" json:"targetID,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveLeaderRequest) Reset() {
+	*x = MoveLeaderRequest{}
+	mi := &file_proto_maintenance_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveLeaderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveLeaderRequest) ProtoMessage() {}
+
+func (x *MoveLeaderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_maintenance_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveLeaderRequest.ProtoReflect.Descriptor instead.
+func (*MoveLeaderRequest) Descriptor() ([]byte, []int) {
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MoveLeaderRequest) GetTargetID() uint64 {
+	if x != nil {
+		return x.TargetID
+	}
+	return 0
+}
+
+type MoveLeaderResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveLeaderResponse) Reset() {
+	*x = MoveLeaderResponse{}
+	mi := &file_proto_maintenance_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveLeaderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveLeaderResponse) ProtoMessage() {}
+
+func (x *MoveLeaderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_maintenance_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveLeaderResponse.ProtoReflect.Descriptor instead.
+func (*MoveLeaderResponse) Descriptor() ([]byte, []int) {
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *MoveLeaderResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
 var File_proto_maintenance_proto protoreflect.FileDescriptor
 
 const file_proto_maintenance_proto_rawDesc = "" +
@@ -856,7 +944,11 @@ const file_proto_maintenance_proto_rawDesc = "" +
 	"\flinearizable\x18\x01 \x01(\bR\flinearizable\"l\n" +
 	"\x12MemberListResponse\x12-\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.aetcd.ResponseHeaderR\x06header\x12'\n" +
-	"\amembers\x18\x02 \x03(\v2\r.aetcd.MemberR\amembers*/\n" +
+	"\amembers\x18\x02 \x03(\v2\r.aetcd.MemberR\amembers\"/\n" +
+	"\x11MoveLeaderRequest\x12\x1a\n" +
+	"\btargetID\x18\x01 \x01(\x04R\btargetID\"C\n" +
+	"\x12MoveLeaderResponse\x12-\n" +
+	"\x06header\x18\x01 \x01(\v2\x15.aetcd.ResponseHeaderR\x06header*/\n" +
 	"\tAlarmType\x12\b\n" +
 	"\x04NONE\x10\x00\x12\v\n" +
 	"\aNOSPACE\x10\x01\x12\v\n" +
@@ -875,7 +967,7 @@ func file_proto_maintenance_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_maintenance_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_proto_maintenance_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_proto_maintenance_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_proto_maintenance_proto_goTypes = []any{
 	(AlarmType)(0),                // 0: aetcd.AlarmType
 	(AlarmRequest_AlarmAction)(0), // 1: aetcd.AlarmRequest.AlarmAction
@@ -890,24 +982,27 @@ var file_proto_maintenance_proto_goTypes = []any{
 	(*Member)(nil),                // 10: aetcd.Member
 	(*MemberListRequest)(nil),     // 11: aetcd.MemberListRequest
 	(*MemberListResponse)(nil),    // 12: aetcd.MemberListResponse
-	(*ResponseHeader)(nil),        // 13: aetcd.ResponseHeader
+	(*MoveLeaderRequest)(nil),     // 13: aetcd.MoveLeaderRequest
+	(*MoveLeaderResponse)(nil),    // 14: aetcd.MoveLeaderResponse
+	(*ResponseHeader)(nil),        // 15: aetcd.ResponseHeader
 }
 var file_proto_maintenance_proto_depIdxs = []int32{
 	1,  // 0: aetcd.AlarmRequest.action:type_name -> aetcd.AlarmRequest.AlarmAction
 	0,  // 1: aetcd.AlarmRequest.alarm:type_name -> aetcd.AlarmType
 	0,  // 2: aetcd.AlarmMember.alarm:type_name -> aetcd.AlarmType
-	13, // 3: aetcd.AlarmResponse.header:type_name -> aetcd.ResponseHeader
+	15, // 3: aetcd.AlarmResponse.header:type_name -> aetcd.ResponseHeader
 	3,  // 4: aetcd.AlarmResponse.alarms:type_name -> aetcd.AlarmMember
-	13, // 5: aetcd.StatusResponse.header:type_name -> aetcd.ResponseHeader
+	15, // 5: aetcd.StatusResponse.header:type_name -> aetcd.ResponseHeader
 	6,  // 6: aetcd.StatusResponse.downgradeInfo:type_name -> aetcd.DowngradeInfo
-	13, // 7: aetcd.HashKVResponse.header:type_name -> aetcd.ResponseHeader
-	13, // 8: aetcd.MemberListResponse.header:type_name -> aetcd.ResponseHeader
+	15, // 7: aetcd.HashKVResponse.header:type_name -> aetcd.ResponseHeader
+	15, // 8: aetcd.MemberListResponse.header:type_name -> aetcd.ResponseHeader
 	10, // 9: aetcd.MemberListResponse.members:type_name -> aetcd.Member
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 10: aetcd.MoveLeaderResponse.header:type_name -> aetcd.ResponseHeader
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_proto_maintenance_proto_init() }
@@ -922,7 +1017,7 @@ func file_proto_maintenance_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_maintenance_proto_rawDesc), len(file_proto_maintenance_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -938,6 +938,45 @@ func (x *ForwardProposals) GetData() [][]byte {
 	return nil
 }
 
+// TransferLeadership asks a leading raft node to hand leadership to its
+// most caught-up follower (graceful shutdown); it answers MoveLeaderResponse
+// or an error once leadership moved or the transfer timed out.
+type TransferLeadership struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadership) Reset() {
+	*x = TransferLeadership{}
+	mi := &file_proto_node_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadership) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadership) ProtoMessage() {}
+
+func (x *TransferLeadership) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadership.ProtoReflect.Descriptor instead.
+func (*TransferLeadership) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{17}
+}
+
 var File_proto_node_proto protoreflect.FileDescriptor
 
 const file_proto_node_proto_rawDesc = "" +
@@ -993,7 +1032,8 @@ const file_proto_node_proto_rawDesc = "" +
 	"\fSaveSnapshot\x12'\n" +
 	"\x04meta\x18\x01 \x01(\v2\x13.aetcd.SnapshotMetaR\x04meta\"&\n" +
 	"\x10ForwardProposals\x12\x12\n" +
-	"\x04data\x18\x01 \x03(\fR\x04dataB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
+	"\x04data\x18\x01 \x03(\fR\x04data\"\x14\n" +
+	"\x12TransferLeadershipB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
 
 var (
 	file_proto_node_proto_rawDescOnce sync.Once
@@ -1007,7 +1047,7 @@ func file_proto_node_proto_rawDescGZIP() []byte {
 	return file_proto_node_proto_rawDescData
 }
 
-var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_proto_node_proto_goTypes = []any{
 	(*InternalRequest)(nil),    // 0: aetcd.InternalRequest
 	(*Propose)(nil),            // 1: aetcd.Propose
@@ -1026,32 +1066,33 @@ var file_proto_node_proto_goTypes = []any{
 	(*BackendCommitted)(nil),   // 14: aetcd.BackendCommitted
 	(*SaveSnapshot)(nil),       // 15: aetcd.SaveSnapshot
 	(*ForwardProposals)(nil),   // 16: aetcd.ForwardProposals
-	(*PutRequest)(nil),         // 17: aetcd.PutRequest
-	(*DeleteRangeRequest)(nil), // 18: aetcd.DeleteRangeRequest
-	(*TxnRequest)(nil),         // 19: aetcd.TxnRequest
-	(*CompactionRequest)(nil),  // 20: aetcd.CompactionRequest
-	(*Member)(nil),             // 21: aetcd.Member
-	(*Error)(nil),              // 22: aetcd.Error
-	(*HardState)(nil),          // 23: aetcd.HardState
-	(*Entry)(nil),              // 24: aetcd.Entry
-	(*actor.PID)(nil),          // 25: actor.PID
-	(*SnapshotMeta)(nil),       // 26: aetcd.SnapshotMeta
+	(*TransferLeadership)(nil), // 17: aetcd.TransferLeadership
+	(*PutRequest)(nil),         // 18: aetcd.PutRequest
+	(*DeleteRangeRequest)(nil), // 19: aetcd.DeleteRangeRequest
+	(*TxnRequest)(nil),         // 20: aetcd.TxnRequest
+	(*CompactionRequest)(nil),  // 21: aetcd.CompactionRequest
+	(*Member)(nil),             // 22: aetcd.Member
+	(*Error)(nil),              // 23: aetcd.Error
+	(*HardState)(nil),          // 24: aetcd.HardState
+	(*Entry)(nil),              // 25: aetcd.Entry
+	(*actor.PID)(nil),          // 26: actor.PID
+	(*SnapshotMeta)(nil),       // 27: aetcd.SnapshotMeta
 }
 var file_proto_node_proto_depIdxs = []int32{
-	17, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
-	18, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
-	19, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
-	20, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
-	21, // 4: aetcd.InternalRequest.member_attributes:type_name -> aetcd.Member
+	18, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
+	19, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
+	20, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
+	21, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
+	22, // 4: aetcd.InternalRequest.member_attributes:type_name -> aetcd.Member
 	0,  // 5: aetcd.Propose.request:type_name -> aetcd.InternalRequest
-	22, // 6: aetcd.ReadReady.error:type_name -> aetcd.Error
-	23, // 7: aetcd.Persist.hard_state:type_name -> aetcd.HardState
-	24, // 8: aetcd.Persist.entries:type_name -> aetcd.Entry
-	25, // 9: aetcd.Waiter.reply_to:type_name -> actor.PID
-	24, // 10: aetcd.Apply.entries:type_name -> aetcd.Entry
+	23, // 6: aetcd.ReadReady.error:type_name -> aetcd.Error
+	24, // 7: aetcd.Persist.hard_state:type_name -> aetcd.HardState
+	25, // 8: aetcd.Persist.entries:type_name -> aetcd.Entry
+	26, // 9: aetcd.Waiter.reply_to:type_name -> actor.PID
+	25, // 10: aetcd.Apply.entries:type_name -> aetcd.Entry
 	8,  // 11: aetcd.Apply.waiters:type_name -> aetcd.Waiter
-	25, // 12: aetcd.WaitApplied.waiters:type_name -> actor.PID
-	26, // 13: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	26, // 12: aetcd.WaitApplied.waiters:type_name -> actor.PID
+	27, // 13: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
 	14, // [14:14] is the sub-list for method output_type
 	14, // [14:14] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
@@ -1081,7 +1122,7 @@ func file_proto_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_node_proto_rawDesc), len(file_proto_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

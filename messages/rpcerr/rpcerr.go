@@ -40,6 +40,10 @@ var (
 	Stopped             = e(codes.Unavailable, "etcdserver: server stopped")
 	Timeout             = e(codes.Unavailable, "etcdserver: request timed out")
 	Corrupt             = e(codes.DataLoss, "etcdserver: corrupt cluster")
+	BadLeaderTransferee = e(codes.FailedPrecondition, "etcdserver: bad leader transferee")
+	// LeaderTransferTimeout is etcd's ErrTimeoutLeaderTransfer; clientv3
+	// has no typed error for it, so its code is Unknown, as etcd sends it.
+	LeaderTransferTimeout = e(codes.Unknown, "etcdserver: request timed out, leader transfer took too long")
 )
 
 // Status converts an error value into the gRPC status error etcd would send.
