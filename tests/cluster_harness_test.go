@@ -1,0 +1,462 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aetcd/aetcd/cluster"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Cluster tests run three aetcd child processes on loopback with etcd's own
+// flags, peers and aetcdctl on each member's peer URL (no
+// --listen-remoting-addr), and drive them with clientv3.
+
+const (
+	clusterToken    = "tok"
+	clusterReadyMsg = "ready to serve client requests"
+	// clusterStartTimeout bounds how long a member may take to serve.
+	clusterStartTimeout = 15 * time.Second
+	// reqTimeout bounds every single client request of the cluster tests.
+	reqTimeout = 3 * time.Second
+)
+
+// clusterMember is one member of a test cluster: its fixed identity (name,
+// data dir, ports) and its current process, if any.
+type clusterMember struct {
+	name      string
+	dir       string
+	clientURL string
+	peerURL   string
+	id        uint64 // derived from the peer URL and token, as etcd does
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	logs   []*syncBuffer // one per incarnation, oldest first
+}
+
+// testCluster is a cluster of child processes, killed when the test ends.
+type testCluster struct {
+	t       *testing.T
+	members []*clusterMember
+	initial string // --initial-cluster
+	cid     uint64 // expected cluster ID
+	extra   []string
+}
+
+// startCluster starts n members at once (they must find each other), waits
+// until each serves and until they agree on a leader.
+func startCluster(t *testing.T, n int, extra ...string) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, extra: extra}
+	var parts []string
+	var ids []uint64
+	for i := 1; i <= n; i++ {
+		cp, pp := freePort(t), freePort(t)
+		m := &clusterMember{
+			name:      fmt.Sprintf("m%d", i),
+			dir:       t.TempDir(),
+			clientURL: fmt.Sprintf("http://127.0.0.1:%d", cp),
+			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", pp),
+		}
+		m.id = cluster.MemberID([]string{m.peerURL}, clusterToken)
+		ids = append(ids, m.id)
+		parts = append(parts, m.name+"="+m.peerURL)
+		c.members = append(c.members, m)
+	}
+	c.initial = strings.Join(parts, ",")
+	c.cid = cluster.ClusterID(ids)
+	// Cleanups run last-in first-out: processes are killed first, then,
+	// if the test failed, their complete logs are printed.
+	t.Cleanup(c.dumpLogsIfFailed)
+	t.Cleanup(c.killAll)
+	for _, m := range c.members {
+		c.spawn(m)
+	}
+	for _, m := range c.members {
+		c.waitReady(m)
+	}
+	c.waitLeader(10*time.Second, c.members...)
+	return c
+}
+
+func (c *testCluster) args(m *clusterMember) []string {
+	return append([]string{
+		"--name", m.name, "--data-dir", m.dir,
+		"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
+		"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
+		"--initial-cluster", c.initial, "--initial-cluster-token", clusterToken,
+		"--heartbeat-interval", "50", "--election-timeout", "500",
+	}, c.extra...)
+}
+
+// spawn starts m's process (a new incarnation) without waiting for it.
+func (c *testCluster) spawn(m *clusterMember) {
+	c.t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd != nil {
+		c.t.Fatalf("%s: started while running", m.name)
+	}
+	log := &syncBuffer{}
+	cmd := exec.Command(aetcdBin, c.args(m)...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("%s: %v", m.name, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	m.cmd, m.exited = cmd, exited
+	m.logs = append(m.logs, log)
+}
+
+// waitReady waits until m's current incarnation logs that it serves.
+func (c *testCluster) waitReady(m *clusterMember) {
+	c.t.Helper()
+	m.mu.Lock()
+	log, exited := m.logs[len(m.logs)-1], m.exited
+	m.mu.Unlock()
+	deadline := time.After(clusterStartTimeout)
+	for !strings.Contains(log.String(), clusterReadyMsg) {
+		select {
+		case <-exited:
+			c.t.Fatalf("%s exited before serving:\n%s", m.name, log.String())
+		case <-deadline:
+			c.t.Fatalf("%s did not serve within %v", m.name, clusterStartTimeout)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// restart starts m again on its data dir with the same flags and waits
+// until it serves.
+func (c *testCluster) restart(m *clusterMember) {
+	c.t.Helper()
+	c.spawn(m)
+	c.waitReady(m)
+}
+
+// kill9 SIGKILLs m and waits for the process to be gone.
+func (c *testCluster) kill9(m *clusterMember) {
+	m.mu.Lock()
+	cmd, exited := m.cmd, m.exited
+	m.cmd = nil
+	m.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-exited
+}
+
+// signal sends sig (SIGSTOP, SIGCONT) to m's process.
+func (c *testCluster) signal(m *clusterMember, sig syscall.Signal) {
+	c.t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		c.t.Fatalf("%s: %v to a member that is not running", m.name, sig)
+	}
+	if err := m.cmd.Process.Signal(sig); err != nil {
+		c.t.Fatalf("%s: %v: %v", m.name, sig, err)
+	}
+	if sig == syscall.SIGSTOP {
+		// kill(2) returns before the process stops: the stop begins when
+		// one thread takes the signal, and until then (milliseconds on a
+		// busy machine) the other threads keep serving.
+		if err := waitStopped(m.cmd.Process.Pid, 2*time.Second); err != nil {
+			c.t.Fatalf("%s: %v", m.name, err)
+		}
+	}
+}
+
+// waitStopped waits until every thread of process pid is stopped (state T
+// in /proc/PID/task/TID/stat). Without /proc it waits 100 ms.
+func waitStopped(pid int, timeout time.Duration) error {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	if _, err := os.Stat(dir); err != nil {
+		time.Sleep(100 * time.Millisecond)
+		return nil
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		running, err := runningThreads(dir)
+		if err == nil && running == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process %d not stopped %v after SIGSTOP (%d threads running, %v)", pid, timeout, running, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// runningThreads counts the threads under dir (/proc/PID/task) whose state
+// is not stopped.
+func runningThreads(dir string) (int, error) {
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	running := 0
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			continue // the thread exited
+		}
+		// pid (comm) state ...: comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) {
+			return 0, fmt.Errorf("%s: unexpected stat %q", task.Name(), b)
+		}
+		if st := b[i+2]; st != 'T' && st != 't' {
+			running++
+		}
+	}
+	return running, nil
+}
+
+func (c *testCluster) killAll() {
+	for _, m := range c.members {
+		c.kill9(m) // SIGKILL also ends a SIGSTOPped process
+	}
+}
+
+// dumpLogsIfFailed prints every incarnation's log of every member when the
+// test failed.
+func (c *testCluster) dumpLogsIfFailed() {
+	if !c.t.Failed() {
+		return
+	}
+	for _, m := range c.members {
+		m.mu.Lock()
+		logs := append([]*syncBuffer(nil), m.logs...)
+		m.mu.Unlock()
+		for i, l := range logs {
+			c.t.Logf("---- %s (id %x, client %s, peer %s) log, incarnation %d ----\n%s", m.name, m.id, m.clientURL, m.peerURL, i+1, tailLines(l.String(), 200))
+		}
+	}
+}
+
+// tailLines returns the last n lines of s.
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) <= n {
+		return strings.Join(lines, "\n")
+	}
+	return fmt.Sprintf("[... %d earlier lines ...]\n%s", len(lines)-n, strings.Join(lines[len(lines)-n:], "\n"))
+}
+
+// byID returns the member with ID id, or nil.
+func (c *testCluster) byID(id uint64) *clusterMember {
+	for _, m := range c.members {
+		if m.id == id {
+			return m
+		}
+	}
+	return nil
+}
+
+// others returns the members other than except.
+func (c *testCluster) others(except ...*clusterMember) []*clusterMember {
+	var out []*clusterMember
+next:
+	for _, m := range c.members {
+		for _, e := range except {
+			if m == e {
+				continue next
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func clientURLs(ms []*clusterMember) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.clientURL)
+	}
+	return out
+}
+
+// client returns a clientv3 client of members ms (in that order), closed when
+// the test ends.
+func (c *testCluster) client(ms ...*clusterMember) *clientv3.Client {
+	c.t.Helper()
+	return newClient(c.t, clientURLs(ms)...)
+}
+
+// leaderOf asks each member in ms for its Status and returns the leader they
+// all agree on (with the term), or an error describing the disagreement.
+func (c *testCluster) leaderOf(cli *clientv3.Client, ms []*clusterMember, timeout time.Duration) (leader *clusterMember, term uint64, err error) {
+	var views []string
+	var lead uint64
+	agree := true
+	for i, m := range ms {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		st, e := cli.Status(ctx, m.clientURL)
+		cancel()
+		if e != nil {
+			views = append(views, fmt.Sprintf("%s: %v", m.name, e))
+			agree = false
+			continue
+		}
+		views = append(views, fmt.Sprintf("%s: leader %x term %d", m.name, st.Leader, st.RaftTerm))
+		if st.Leader == 0 || (i > 0 && st.Leader != lead) {
+			agree = false
+		}
+		lead = st.Leader
+		if st.RaftTerm > term {
+			term = st.RaftTerm
+		}
+	}
+	if !agree {
+		return nil, 0, fmt.Errorf("no agreed leader: %s", strings.Join(views, "; "))
+	}
+	if leader = c.byID(lead); leader == nil {
+		return nil, 0, fmt.Errorf("leader %x is not a member: %s", lead, strings.Join(views, "; "))
+	}
+	return leader, term, nil
+}
+
+// waitLeader waits until every member in ms reports the same, non-zero
+// leader, and returns it.
+func (c *testCluster) waitLeader(timeout time.Duration, ms ...*clusterMember) *clusterMember {
+	c.t.Helper()
+	return c.waitNewLeader(timeout, nil, ms...)
+}
+
+// waitNewLeader waits until every member in ms reports the same, non-zero
+// leader other than old, and returns it.
+func (c *testCluster) waitNewLeader(timeout time.Duration, old *clusterMember, ms ...*clusterMember) *clusterMember {
+	c.t.Helper()
+	cli := c.client(ms...)
+	deadline := time.Now().Add(timeout)
+	for {
+		leader, _, err := c.leaderOf(cli, ms, 500*time.Millisecond)
+		if err == nil && leader == old {
+			err = fmt.Errorf("they still follow %s", old.name)
+		}
+		if err == nil {
+			cli.Close()
+			return leader
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("members %s did not agree on a leader within %v: %v", names(ms), timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func names(ms []*clusterMember) string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.name)
+	}
+	return strings.Join(out, ",")
+}
+
+// reqCtx is a context for one client request.
+func reqCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), reqTimeout)
+}
+
+// waitConverged waits until serializable reads of prefix on every member in
+// ms return the same store revision and the same keys with the same
+// mod_revisions, and returns that revision and the keys.
+func (c *testCluster) waitConverged(timeout time.Duration, prefix string, ms ...*clusterMember) (int64, map[string]int64) {
+	c.t.Helper()
+	clis := map[*clusterMember]*clientv3.Client{}
+	for _, m := range ms {
+		clis[m] = c.client(m)
+	}
+	defer func() {
+		for _, cli := range clis {
+			cli.Close()
+		}
+	}()
+	deadline := time.Now().Add(timeout)
+	for {
+		var rev int64
+		var keys map[string]int64
+		var diff string
+		for i, m := range ms {
+			ctx, cancel := reqCtx()
+			resp, err := clis[m].Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithSerializable())
+			cancel()
+			if err != nil {
+				diff = fmt.Sprintf("%s: serializable get: %v", m.name, err)
+				break
+			}
+			got := map[string]int64{}
+			for _, kv := range resp.Kvs {
+				got[string(kv.Key)] = kv.ModRevision
+			}
+			if i == 0 {
+				rev, keys = resp.Header.Revision, got
+				continue
+			}
+			if resp.Header.Revision != rev || len(got) != len(keys) {
+				diff = fmt.Sprintf("%s at revision %d with %d keys, %s at revision %d with %d keys",
+					ms[0].name, rev, len(keys), m.name, resp.Header.Revision, len(got))
+				break
+			}
+			for k, r := range keys {
+				if got[k] != r {
+					diff = fmt.Sprintf("key %s: mod_revision %d on %s, %d on %s", k, r, ms[0].name, got[k], m.name)
+					break
+				}
+			}
+			if diff != "" {
+				break
+			}
+		}
+		if diff == "" {
+			return rev, keys
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("members %s did not converge within %v: %s", names(ms), timeout, diff)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkHashKV compares HashKV at revision rev on every member in ms.
+func (c *testCluster) checkHashKV(rev int64, ms ...*clusterMember) {
+	c.t.Helper()
+	cli := c.client(ms...)
+	defer cli.Close()
+	var first *clientv3.HashKVResponse
+	var firstName string
+	for _, m := range ms {
+		ctx, cancel := reqCtx()
+		h, err := cli.HashKV(ctx, m.clientURL, rev)
+		cancel()
+		if err != nil {
+			c.t.Errorf("%s: HashKV(%d): %v", m.name, rev, err)
+			continue
+		}
+		if h.Header.MemberId != m.id {
+			c.t.Errorf("%s: HashKV answered with member_id %x, want %x", m.name, h.Header.MemberId, m.id)
+		}
+		c.t.Logf("%s: HashKV(%d) = hash %d, compact_revision %d, hash_revision %d", m.name, rev, h.Hash, h.CompactRevision, h.HashRevision)
+		if first == nil {
+			first, firstName = h, m.name
+			continue
+		}
+		if h.Hash != first.Hash || h.HashRevision != first.HashRevision || h.CompactRevision != first.CompactRevision {
+			c.t.Errorf("HashKV(%d) differs: %s hash %d (hash_revision %d, compact %d), %s hash %d (hash_revision %d, compact %d)",
+				rev, firstName, first.Hash, first.HashRevision, first.CompactRevision, m.name, h.Hash, h.HashRevision, h.CompactRevision)
+		}
+	}
+}
