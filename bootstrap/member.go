@@ -41,6 +41,8 @@ type Member struct {
 
 	raftPID, walPID, applierPID, gatewayPID *actor.PID
 
+	stopPeerWatch func()
+
 	grpcSrv   *grpc.Server
 	httpSrv   *http.Server
 	listeners []*splitListener
@@ -181,6 +183,7 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 		return err
 	}
 	var voters []uint64
+	var peerAddrs []string
 	peers := map[uint64]*actor.PID{}
 	for _, mem := range m.cfg.Members {
 		voters = append(voters, mem.ID)
@@ -192,6 +195,10 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 			return err
 		}
 		peers[mem.ID] = actor.NewPID(addr, actors.RaftName)
+		peerAddrs = append(peerAddrs, addr)
+	}
+	if len(peerAddrs) > 0 {
+		m.stopPeerWatch = remoting.WatchPeers(m.system, peerAddrs, m.cfg.HeartbeatInterval)
 	}
 	electionTicks := int(m.cfg.ElectionTimeout / m.cfg.HeartbeatInterval)
 	if m.raftPID, err = m.root.SpawnNamed(actors.NewRaftNodeProps(env, actors.RaftNodeConfig{
@@ -387,6 +394,9 @@ func (m *Member) shutdown() error {
 		_ = l.Close()
 	}
 	m.transferLeadership()
+	if m.stopPeerWatch != nil {
+		m.stopPeerWatch()
+	}
 	if m.remote != nil {
 		m.remote.Shutdown(false)
 	}
