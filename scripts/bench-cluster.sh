@@ -2,8 +2,9 @@
 # bench-cluster.sh [DURATION]: starts a 3-member aetcd cluster and a 3-member
 # etcd 3.6.6 cluster on loopback (one at a time, fresh data dirs under a temp
 # dir), drives each with aetcd-bench (put 1 and 1000 clients/100 conns,
-# linearizable and serializable range 1 and 1000 clients) and prints the
-# tables. etcd is built by ../shared/tools/etcd-reference.sh.
+# linearizable and serializable range 1 and 1000 clients) and with etcd's
+# own benchmark tool (the same rows), and prints the results. etcd and its
+# benchmark tool are built by ../shared/tools/etcd-reference.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-10s}
@@ -42,5 +43,17 @@ run() { # $1 = name
     "$work/aetcd-bench" --endpoints "$lead" --metrics-url "http://$lead/metrics" --op $op --clients 1000 --conns 100 --duration "$dur"
   done
 }
-start "$work/aetcd"; run "aetcd 3 members"; stop
-start "$ref/etcd"; run "etcd 3.6.6 3 members"; stop
+# etcd's benchmark tool against the leader: its summary lines only.
+runref() {
+  lead=$(leader)
+  echo "## $1, etcd's benchmark tool (leader $lead)"
+  b() { echo "### $*"; "$ref/benchmark" --endpoints "$lead" "$@" 2>&1 | tr "\r" "\n" | grep -E "^ +(Requests/sec|99% in)"; }
+  b --conns=1 --clients=1 put --key-size=8 --sequential-keys --total=5000 --val-size=256
+  b --conns=100 --clients=1000 put --key-size=8 --sequential-keys --total=100000 --val-size=256
+  b --conns=1 --clients=1 range foo --consistency=l --total=10000
+  b --conns=1 --clients=1 range foo --consistency=s --total=20000
+  b --conns=100 --clients=1000 range foo --consistency=l --total=100000
+  b --conns=100 --clients=1000 range foo --consistency=s --total=100000
+}
+start "$work/aetcd"; run "aetcd 3 members"; runref "aetcd 3 members"; stop
+start "$ref/etcd"; run "etcd 3.6.6 3 members"; runref "etcd 3.6.6 3 members"; stop
