@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -37,6 +38,7 @@ type applier struct {
 	appliedTerm uint64
 	failed      bool
 	cancelTick  scheduler.CancelFunc
+	transfers   uint64 // snapshot transfers started
 }
 
 // waiter is a client awaiting the answer to a write this member proposed.
@@ -52,6 +54,12 @@ type ApplierConfig struct {
 	// WaiterTimeout is how long a registered waiter is kept: a proposal lost
 	// with a leader change never applies, and its client has given up.
 	WaiterTimeout time.Duration // default 1 min
+	// SnapshotDir holds snapshots received from the leader
+	// (db.snap-<index>), next to the backend file.
+	SnapshotDir string
+	// SnapshotTimeout is how long a snapshot transfer waits for any
+	// acknowledgement before it gives up.
+	SnapshotTimeout time.Duration // default 10 s
 }
 
 // NewApplierProps returns the props of an applier over store. raft receives
@@ -65,6 +73,9 @@ func NewApplierProps(env *Env, store *mvcc.Store, raft *actor.PID, cfg ApplierCo
 	}
 	if cfg.WaiterTimeout <= 0 {
 		cfg.WaiterTimeout = time.Minute
+	}
+	if cfg.SnapshotTimeout <= 0 {
+		cfg.SnapshotTimeout = 10 * time.Second
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &applier{env: env, store: store, raft: raft, cfg: cfg, waiters: map[uint64]waiter{}}
@@ -85,6 +96,10 @@ func (a *applier) Receive(ctx actor.Context) {
 		a.onCommitBackend(ctx)
 	case *messages.ClientRequest:
 		a.onClientRequest(ctx, msg)
+	case *messages.SendSnapshot:
+		a.onSendSnapshot(ctx, msg)
+	case *messages.InstallSnapshot:
+		a.onInstallSnapshot(ctx, msg)
 	case *actor.Stopping:
 		a.onStopping(ctx)
 	}
@@ -303,6 +318,77 @@ func (a *applier) onClientRequest(ctx actor.Context, msg *messages.ClientRequest
 		}}})
 	}
 }
+
+// onSendSnapshot starts streaming the backend, as of the applied index
+// (committed first), to a follower; a child actor does the streaming, so
+// the applier goes on applying. The raft node gets SnapshotStatus.
+func (a *applier) onSendSnapshot(ctx actor.Context, msg *messages.SendSnapshot) {
+	failed := func(reason string) {
+		a.env.Logger.Warn().Uint64("to", msg.To).Str("reason", reason).Msg("snapshot not sent")
+		ctx.Send(a.raft, &messages.SnapshotStatus{To: msg.To, Failed: true})
+	}
+	if len(a.pending) > 0 {
+		a.onFlush(ctx) // the snapshot includes everything handed over before
+	}
+	if a.failed || a.appliedTerm == 0 {
+		failed("nothing applied by this applier yet")
+		return
+	}
+	a.commit(ctx)
+	if a.failed {
+		return
+	}
+	snap, err := a.store.OpenSnapshot()
+	if err != nil {
+		failed(err.Error())
+		return
+	}
+	a.transfers++
+	id := uint64(time.Now().UnixNano())<<8 | a.transfers&0xff
+	tmpl := &messages.SnapshotChunk{
+		Meta:   &messages.SnapshotMeta{Index: a.applied, Term: a.appliedTerm, ConfState: msg.ConfState},
+		Leader: a.env.State.MemberID, Term: msg.Term, TransferId: id,
+	}
+	name := fmt.Sprintf("snapsend-%x", id)
+	if _, err := ctx.SpawnNamed(newSnapshotSenderProps(a.env, snap, tmpl, msg.To, msg.Receiver, a.raft, a.cfg.SnapshotTimeout), name); err != nil {
+		_ = snap.Close()
+		failed(err.Error())
+	}
+}
+
+// onInstallSnapshot replaces the backend with the snapshot the raft node
+// made durable in the WAL, then reports it applied. Entries queued before it
+// are at or below its index and are skipped. Waiters stay until their
+// timeout: the entries a snapshot covers are never applied one by one, so
+// their clients get no answer (as with etcd).
+func (a *applier) onInstallSnapshot(ctx actor.Context, msg *messages.InstallSnapshot) {
+	meta := msg.Meta
+	if a.failed || meta == nil || meta.Index <= a.applied {
+		return
+	}
+	path := filepath.Join(a.cfg.SnapshotDir, SnapshotFileName(meta.Index))
+	if err := a.store.Restore(path); err != nil {
+		a.fail(fmt.Errorf("applier: install snapshot %d: %w", meta.Index, err))
+		return
+	}
+	if ci := a.store.ConsistentIndex(); ci != meta.Index {
+		a.fail(fmt.Errorf("applier: installed snapshot %s has consistent index %d, want %d", path, ci, meta.Index))
+		return
+	}
+	a.applied, a.appliedTerm = meta.Index, meta.Term
+	a.env.State.AppliedIndex.Store(a.applied)
+	if err := a.refreshMembers(); err != nil {
+		a.fail(err)
+		return
+	}
+	a.env.Logger.Info().Uint64("index", meta.Index).Uint64("term", meta.Term).Int64("revision", a.store.Rev()).Msg("snapshot installed: backend replaced")
+	a.releaseReads(ctx)
+	ctx.Send(a.raft, &messages.Applied{Index: a.applied})
+}
+
+// SnapshotFileName is the name, in the snapshot directory, of a verified
+// backend snapshot at index.
+func SnapshotFileName(index uint64) string { return fmt.Sprintf("db.snap-%016x", index) }
 
 func (a *applier) onStopping(ctx actor.Context) {
 	if a.cancelTick != nil {

@@ -1,5 +1,6 @@
 // Package actors holds one member's actors: the raft node, the WAL writer,
-// the applier and the gateway. They exchange the protobuf messages of
+// the applier (with a child per outgoing snapshot transfer), the snapshot
+// receiver and the gateway. They exchange the protobuf messages of
 // package messages; errors between them are *messages.Error values.
 package actors
 
@@ -16,6 +17,12 @@ const (
 	RaftName    = "raft"
 	WALName     = "wal"
 	ApplierName = "applier"
+	// SnapshotReceiverName is the actor that receives backend snapshots
+	// from the leader.
+	SnapshotReceiverName = "snap"
+	// SnapshotSenderPrefix begins the ID of the applier's child that
+	// streams one snapshot (it receives the follower's acknowledgements).
+	SnapshotSenderPrefix = ApplierName + "/snapsend-"
 )
 
 // MemberState is what other goroutines may read about a member without a

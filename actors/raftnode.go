@@ -42,11 +42,13 @@ type raftNode struct {
 
 	inflight   []persistWait
 	snapshotAt uint64
-	ticks      uint64
-	transfers  []transferWait
-	role       raft.Role
-	cancelTick scheduler.CancelFunc
-	failed     bool
+	// sendingSnapshot holds the peers a snapshot is being streamed to.
+	sendingSnapshot map[uint64]bool
+	ticks           uint64
+	transfers       []transferWait
+	role            raft.Role
+	cancelTick      scheduler.CancelFunc
+	failed          bool
 }
 
 // transferWait is a client awaiting a leadership transfer to target, until
@@ -61,6 +63,7 @@ type transferWait struct {
 type persistWait struct {
 	index, term uint64
 	hardState   *messages.HardState
+	snapshot    *messages.SnapshotMeta
 }
 
 // RaftNodeConfig configures the raft node actor.
@@ -78,18 +81,27 @@ type RaftNodeConfig struct {
 	// SnapshotCount is how many applied entries separate two snapshots:
 	// points where the WAL is released behind what the backend holds.
 	SnapshotCount uint64
+	// CatchUpEntries is how many entries the raft log keeps in memory
+	// behind a snapshot, so a follower slightly behind catches up from the
+	// log; 0 means DefaultCatchUpEntries.
+	CatchUpEntries uint64
+	// SnapshotReceivers maps member IDs to their snapshot receivers, which
+	// a leader streams its backend to when a follower needs a snapshot.
+	SnapshotReceivers map[uint64]*actor.PID
 }
 
-// catchUpEntries is how many entries the raft log keeps in memory behind a
-// snapshot, so a follower slightly behind catches up from the log.
-const catchUpEntries = 5000
+// DefaultCatchUpEntries is RaftNodeConfig.CatchUpEntries's default (etcd's).
+const DefaultCatchUpEntries = 5000
 
 // NewRaftNodeProps returns the props of a raft node. The core is built when
 // the actor starts, from cfg.Restore.
 func NewRaftNodeProps(env *Env, cfg RaftNodeConfig) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
+		if cfg.CatchUpEntries == 0 {
+			cfg.CatchUpEntries = DefaultCatchUpEntries
+		}
 		n := &raftNode{env: env, cfg: cfg, wal: cfg.WAL, applier: cfg.Applier, peers: cfg.Peers,
-			behavior: actor.NewBehavior(), readWait: map[uint64][]*actor.PID{}}
+			behavior: actor.NewBehavior(), readWait: map[uint64][]*actor.PID{}, sendingSnapshot: map[uint64]bool{}}
 		n.behavior.Become(n.follower)
 		return n
 	})
@@ -129,6 +141,10 @@ func (n *raftNode) common(ctx actor.Context) bool {
 		n.schedule(ctx)
 	case *messages.BackendCommitted:
 		n.onBackendCommitted(ctx, msg)
+	case *messages.SnapshotReceived:
+		n.onSnapshotReceived(ctx, msg)
+	case *messages.SnapshotStatus:
+		n.onSnapshotStatus(ctx, msg)
 	case *messages.Flush:
 		n.onFlush(ctx)
 	default:
@@ -390,13 +406,17 @@ func (n *raftNode) handleReady(ctx actor.Context) {
 		rd := n.core.Ready()
 		n.updateState(ctx)
 		n.send(ctx, rd.Messages)
-		if rd.HardState != nil || len(rd.Entries) > 0 {
-			w := persistWait{hardState: rd.HardState}
+		if rd.HardState != nil || len(rd.Entries) > 0 || rd.Snapshot != nil {
+			w := persistWait{hardState: rd.HardState, snapshot: rd.Snapshot}
+			if s := rd.Snapshot; s != nil {
+				w.index, w.term = s.Index, s.Term
+				n.env.Logger.Info().Uint64("index", s.Index).Uint64("term", s.Term).Msg("snapshot from the leader: persisting")
+			}
 			if k := len(rd.Entries); k > 0 {
 				w.index, w.term = rd.Entries[k-1].Index, rd.Entries[k-1].Term
 			}
 			n.inflight = append(n.inflight, w)
-			ctx.Request(n.wal, &messages.Persist{HardState: rd.HardState, Entries: rd.Entries})
+			ctx.Request(n.wal, &messages.Persist{HardState: rd.HardState, Entries: rd.Entries, Snapshot: rd.Snapshot})
 		}
 		if len(rd.CommittedEntries) > 0 {
 			ctx.Send(n.applier, &messages.Apply{Entries: rd.CommittedEntries})
@@ -454,6 +474,10 @@ func (n *raftNode) updateState(ctx actor.Context) {
 
 func (n *raftNode) send(ctx actor.Context, msgs []*messages.RaftMessage) {
 	for _, m := range msgs {
+		if m.Type == messages.RaftMessageType_MSG_SNAP {
+			n.sendSnapshot(ctx, m)
+			continue
+		}
 		if pid, ok := n.peers[m.To]; ok {
 			ctx.Send(pid, m)
 		}
@@ -472,6 +496,12 @@ func (n *raftNode) onPersisted(ctx actor.Context, msg *messages.Persisted) {
 	var index, term uint64
 	var hs *messages.HardState
 	for _, w := range done {
+		if w.snapshot != nil {
+			// Durable in the WAL: now the backend may be replaced. The
+			// applier takes it before any entry committed after it.
+			n.snapshotAt = max(n.snapshotAt, w.snapshot.Index)
+			ctx.Send(n.applier, &messages.InstallSnapshot{Meta: w.snapshot})
+		}
 		if w.index > 0 {
 			index, term = w.index, w.term
 		}
@@ -499,11 +529,55 @@ func (n *raftNode) onBackendCommitted(ctx actor.Context, msg *messages.BackendCo
 	n.snapshotAt = msg.Index
 	ctx.Send(n.wal, &messages.SaveSnapshot{Meta: &messages.SnapshotMeta{Index: msg.Index, Term: msg.Term,
 		ConfState: &messages.ConfState{Voters: n.cfg.Core.Voters}}})
-	if msg.Index > catchUpEntries {
-		if err := n.core.Compact(msg.Index - catchUpEntries); err != nil {
-			n.env.Logger.Debug().Err(err).Uint64("index", msg.Index-catchUpEntries).Msg("raft log not compacted")
+	if keep := n.cfg.CatchUpEntries; msg.Index > keep {
+		if err := n.core.Compact(msg.Index - keep); err != nil {
+			n.env.Logger.Debug().Err(err).Uint64("index", msg.Index-keep).Msg("raft log not compacted")
 		}
 	}
+}
+
+// sendSnapshot turns the core's MSG_SNAP (which carries only metadata) into
+// a transfer of the backend: the applier streams it, as of its applied
+// index, to the follower's snapshot receiver and reports SnapshotStatus.
+func (n *raftNode) sendSnapshot(ctx actor.Context, m *messages.RaftMessage) {
+	receiver := n.cfg.SnapshotReceivers[m.To]
+	if receiver == nil || n.sendingSnapshot[m.To] {
+		return
+	}
+	n.sendingSnapshot[m.To] = true
+	n.env.Logger.Info().Uint64("to", m.To).Uint64("log-start", m.Snapshot.GetIndex()).Msg("follower is behind the compacted log: sending a snapshot")
+	ctx.Send(n.applier, &messages.SendSnapshot{To: m.To, Term: n.core.Term(), Receiver: receiver,
+		ConfState: &messages.ConfState{Voters: n.cfg.Core.Voters}})
+}
+
+// onSnapshotStatus ends a transfer: replication to the follower resumes by
+// probing (after the snapshot if it arrived).
+func (n *raftNode) onSnapshotStatus(ctx actor.Context, msg *messages.SnapshotStatus) {
+	delete(n.sendingSnapshot, msg.To)
+	if n.core == nil {
+		return
+	}
+	if msg.Failed {
+		n.env.Logger.Warn().Uint64("to", msg.To).Msg("snapshot transfer failed")
+	} else {
+		n.env.Logger.Info().Uint64("to", msg.To).Msg("snapshot transfer done")
+	}
+	n.core.ReportSnapshot(msg.To, msg.Failed)
+	n.schedule(ctx)
+}
+
+// onSnapshotReceived steps the leader's snapshot, now verified on disk,
+// into the core as a MSG_SNAP; its Ready then persists and installs it.
+func (n *raftNode) onSnapshotReceived(ctx actor.Context, msg *messages.SnapshotReceived) {
+	if n.core == nil || n.failed || msg.Meta == nil {
+		return
+	}
+	n.env.Logger.Info().Uint64("index", msg.Meta.Index).Uint64("term", msg.Meta.Term).Uint64("leader", msg.Leader).Msg("snapshot received")
+	if err := n.core.Step(&messages.RaftMessage{Type: messages.RaftMessageType_MSG_SNAP, From: msg.Leader,
+		To: n.cfg.Core.ID, Term: msg.Term, Snapshot: msg.Meta}); err != nil {
+		n.env.Logger.Warn().Err(err).Msg("received snapshot dropped")
+	}
+	n.schedule(ctx)
 }
 
 // publish queues a proposal of this member's attributes unless they are

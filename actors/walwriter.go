@@ -66,12 +66,33 @@ func (w *walWriter) onFlush(ctx actor.Context) {
 		return
 	}
 	var hs *messages.HardState
-	var ents []*messages.Entry
+	var ents, all []*messages.Entry
+	snapshot := false
 	for _, p := range w.batch {
+		if p.Snapshot != nil {
+			// A received snapshot's marker goes after everything handed out
+			// before it and before its own entries and hard state.
+			if err := w.log.Save(hs, ents); err != nil {
+				w.fail(ctx, fmt.Errorf("wal write: %w", err))
+				return
+			}
+			hs, ents = nil, nil
+			sl, ok := w.log.(snapshotLog)
+			if !ok {
+				w.fail(ctx, fmt.Errorf("wal snapshot at %d: log cannot record snapshots", p.Snapshot.Index))
+				return
+			}
+			if err := sl.SaveSnapshot(p.Snapshot); err != nil {
+				w.fail(ctx, fmt.Errorf("wal snapshot at %d: %w", p.Snapshot.Index, err))
+				return
+			}
+			snapshot = true
+		}
 		if p.HardState != nil {
 			hs = p.HardState
 		}
 		ents = append(ents, p.Entries...)
+		all = append(all, p.Entries...)
 	}
 	n := len(w.batch)
 	w.batch = w.batch[:0]
@@ -79,7 +100,8 @@ func (w *walWriter) onFlush(ctx actor.Context) {
 		w.fail(ctx, fmt.Errorf("wal write: %w", err))
 		return
 	}
-	mustSync := len(ents) > 0 || hs != nil && (hs.Term != w.syncedTerm || hs.Vote != w.syncedVote)
+	ents = all
+	mustSync := snapshot || len(ents) > 0 || hs != nil && (hs.Term != w.syncedTerm || hs.Vote != w.syncedVote)
 	if mustSync {
 		if err := w.log.Sync(); err != nil {
 			w.fail(ctx, fmt.Errorf("wal fdatasync: %w", err))

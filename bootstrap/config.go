@@ -51,6 +51,9 @@ type Config struct {
 	// BackendCommitInterval bounds how long applied writes stay only in
 	// memory and the WAL before the backend commits them.
 	BackendCommitInterval time.Duration
+	// CatchUpEntries is how many entries the raft log keeps behind a
+	// snapshot for slow followers (0: 5000, etcd's). No flag: tests only.
+	CatchUpEntries uint64
 
 	// Resolved by Validate.
 	MemberID  uint64

@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,7 +40,7 @@ type Member struct {
 	wal    *wal.WAL
 	store  *mvcc.Store
 
-	raftPID, walPID, applierPID, gatewayPID *actor.PID
+	raftPID, walPID, applierPID, gatewayPID, snapPID *actor.PID
 
 	stopPeerWatch func()
 
@@ -84,6 +85,9 @@ func Start(cfg Config, log zerolog.Logger) (_ *Member, err error) {
 		return nil, err
 	}
 	m.store = store
+	if err := m.finishSnapshotInstall(replay.Snapshot); err != nil {
+		return nil, err
+	}
 	lastIndex := uint64(0)
 	if n := len(replay.Entries); n > 0 {
 		lastIndex = replay.Entries[n-1].Index
@@ -112,6 +116,52 @@ func Start(cfg Config, log zerolog.Logger) (_ *Member, err error) {
 		Uint64("consistent-index", applied).Int64("revision", rev).
 		Msg("ready to serve client requests")
 	return m, nil
+}
+
+// finishSnapshotInstall completes the install of a snapshot received from
+// the leader that the WAL recorded (its marker is durable) but the backend
+// does not hold yet (a crash came between the two): the verified file
+// db.snap-<index> replaces the backend. Stray files of other transfers are
+// removed. Without such a file the backend check that follows refuses to
+// start.
+func (m *Member) finishSnapshotInstall(snap *messages.SnapshotMeta) error {
+	dir := filepath.Join(m.cfg.DataDir, "member", "snap")
+	keep := ""
+	if snap != nil && snap.Index > m.store.ConsistentIndex() {
+		path := filepath.Join(dir, actors.SnapshotFileName(snap.Index))
+		switch ci, err := mvcc.Verify(path); {
+		case err != nil:
+			m.log.Error().Err(err).Str("file", path).Msg("received snapshot the WAL records cannot be installed")
+		case ci != snap.Index:
+			m.log.Error().Str("file", path).Uint64("consistent-index", ci).Uint64("want", snap.Index).Msg("received snapshot has the wrong consistent index")
+		default:
+			if err := m.store.Restore(path); err != nil {
+				return fmt.Errorf("data dir %s: installing received snapshot %s: %w", m.cfg.DataDir, path, err)
+			}
+			m.log.Info().Uint64("index", snap.Index).Int64("revision", m.store.Rev()).Msg("finished installing a received snapshot interrupted by a crash")
+		}
+		keep = path
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	removed := false
+	for _, e := range entries {
+		name := e.Name()
+		if name == actors.IncomingSnapshotName || strings.HasPrefix(name, "db.snap-") {
+			if p := filepath.Join(dir, name); p != keep {
+				if err := os.Remove(p); err != nil {
+					return fmt.Errorf("data dir: %w", err)
+				}
+				removed = true
+			}
+		}
+	}
+	if removed {
+		return mvcc.SyncDir(dir)
+	}
+	return nil
 }
 
 // checkMetadata binds the data dir to this member and cluster: a fresh WAL
@@ -146,8 +196,10 @@ func allowRemote(target, typeName string) bool {
 		return typeName == "aetcd.ClientRequest"
 	case actors.RaftName:
 		return typeName == "aetcd.RaftMessage" || typeName == "aetcd.ForwardProposals"
+	case actors.SnapshotReceiverName:
+		return typeName == "aetcd.SnapshotChunk"
 	}
-	return false
+	return typeName == "aetcd.SnapshotAck" && strings.HasPrefix(target, actors.SnapshotSenderPrefix)
 }
 
 // fatalStrategy turns an actor panic into a member fail-stop: the member
@@ -179,12 +231,18 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 	if m.applierPID, err = m.root.SpawnNamed(actors.NewApplierProps(env, m.store, raftPID, actors.ApplierConfig{
 		CommitInterval: m.cfg.BackendCommitInterval,
 		WaiterTimeout:  2 * m.cfg.RequestTimeout,
+		SnapshotDir:    filepath.Join(m.cfg.DataDir, "member", "snap"),
 	}), actors.ApplierName); err != nil {
+		return err
+	}
+	if m.snapPID, err = m.root.SpawnNamed(actors.NewSnapshotReceiverProps(env, filepath.Join(m.cfg.DataDir, "member", "snap"), raftPID),
+		actors.SnapshotReceiverName); err != nil {
 		return err
 	}
 	var voters []uint64
 	var peerAddrs []string
 	peers := map[uint64]*actor.PID{}
+	receivers := map[uint64]*actor.PID{}
 	for _, mem := range m.cfg.Members {
 		voters = append(voters, mem.ID)
 		if mem.ID == m.cfg.MemberID {
@@ -195,6 +253,7 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 			return err
 		}
 		peers[mem.ID] = actor.NewPID(addr, actors.RaftName)
+		receivers[mem.ID] = actor.NewPID(addr, actors.SnapshotReceiverName)
 		peerAddrs = append(peerAddrs, addr)
 	}
 	if len(peerAddrs) > 0 {
@@ -210,6 +269,8 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 			Applied: applied},
 		HeartbeatInterval: m.cfg.HeartbeatInterval,
 		SnapshotCount:     m.cfg.SnapshotCount,
+		CatchUpEntries:    m.cfg.CatchUpEntries,
+		SnapshotReceivers: receivers,
 		Attributes: &messages.Member{ID: m.cfg.MemberID, Name: m.cfg.Name,
 			PeerURLs: m.cfg.InitialAdvertisePeerURLs, ClientURLs: m.cfg.AdvertiseClientURLs},
 		Peers:   peers,
@@ -401,7 +462,7 @@ func (m *Member) shutdown() error {
 		m.remote.Shutdown(false)
 	}
 	if m.system != nil {
-		for _, pid := range []*actor.PID{m.gatewayPID, m.raftPID, m.walPID, m.applierPID} {
+		for _, pid := range []*actor.PID{m.gatewayPID, m.snapPID, m.raftPID, m.walPID, m.applierPID} {
 			if pid != nil {
 				_ = m.system.Root.PoisonFuture(pid).Wait()
 			}

@@ -349,11 +349,13 @@ func (*Tick) Descriptor() ([]byte, []int) {
 	return file_proto_node_proto_rawDescGZIP(), []int{4}
 }
 
-// Persist asks the WAL writer to make entries and hard state durable.
+// Persist asks the WAL writer to make a received snapshot's marker, entries
+// and hard state durable, written in that order.
 type Persist struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	HardState     *HardState             `protobuf:"bytes,1,opt,name=hard_state,json=hardState,proto3" json:"hard_state,omitempty"`
 	Entries       []*Entry               `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	Snapshot      *SnapshotMeta          `protobuf:"bytes,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +400,13 @@ func (x *Persist) GetHardState() *HardState {
 func (x *Persist) GetEntries() []*Entry {
 	if x != nil {
 		return x.Entries
+	}
+	return nil
+}
+
+func (x *Persist) GetSnapshot() *SnapshotMeta {
+	if x != nil {
+		return x.Snapshot
 	}
 	return nil
 }
@@ -977,6 +986,431 @@ func (*TransferLeadership) Descriptor() ([]byte, []int) {
 	return file_proto_node_proto_rawDescGZIP(), []int{17}
 }
 
+// SendSnapshot asks the applier (on the leader) to stream its backend, as
+// of its applied index, to member `to`'s snapshot receiver; term is the
+// leader's term. The outcome goes to the raft node as SnapshotStatus.
+type SendSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	To            uint64                 `protobuf:"varint,1,opt,name=to,proto3" json:"to,omitempty"`
+	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	Receiver      *actor.PID             `protobuf:"bytes,3,opt,name=receiver,proto3" json:"receiver,omitempty"`
+	ConfState     *ConfState             `protobuf:"bytes,4,opt,name=conf_state,json=confState,proto3" json:"conf_state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendSnapshot) Reset() {
+	*x = SendSnapshot{}
+	mi := &file_proto_node_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendSnapshot) ProtoMessage() {}
+
+func (x *SendSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendSnapshot.ProtoReflect.Descriptor instead.
+func (*SendSnapshot) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SendSnapshot) GetTo() uint64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *SendSnapshot) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *SendSnapshot) GetReceiver() *actor.PID {
+	if x != nil {
+		return x.Receiver
+	}
+	return nil
+}
+
+func (x *SendSnapshot) GetConfState() *ConfState {
+	if x != nil {
+		return x.ConfState
+	}
+	return nil
+}
+
+// SnapshotStatus reports how a snapshot transfer to member `to` ended.
+type SnapshotStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	To            uint64                 `protobuf:"varint,1,opt,name=to,proto3" json:"to,omitempty"`
+	Failed        bool                   `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotStatus) Reset() {
+	*x = SnapshotStatus{}
+	mi := &file_proto_node_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotStatus) ProtoMessage() {}
+
+func (x *SnapshotStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotStatus.ProtoReflect.Descriptor instead.
+func (*SnapshotStatus) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SnapshotStatus) GetTo() uint64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *SnapshotStatus) GetFailed() bool {
+	if x != nil {
+		return x.Failed
+	}
+	return false
+}
+
+// SnapshotChunk is one piece (at most 1 MiB) of a backend file streamed from
+// the leader to a follower's snapshot receiver. Chunks of one transfer share
+// meta, leader, term and transfer_id and arrive with consecutive offsets; the
+// last one carries the SHA-256 of the whole file. The receiver acknowledges
+// each chunk to ack_to.
+type SnapshotChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *SnapshotMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Leader        uint64                 `protobuf:"varint,2,opt,name=leader,proto3" json:"leader,omitempty"`
+	Term          uint64                 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	TransferId    uint64                 `protobuf:"varint,4,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"`
+	Offset        uint64                 `protobuf:"varint,5,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []byte                 `protobuf:"bytes,6,opt,name=data,proto3" json:"data,omitempty"`
+	Last          bool                   `protobuf:"varint,7,opt,name=last,proto3" json:"last,omitempty"`
+	Sha256        []byte                 `protobuf:"bytes,8,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	AckTo         *actor.PID             `protobuf:"bytes,9,opt,name=ack_to,json=ackTo,proto3" json:"ack_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunk) Reset() {
+	*x = SnapshotChunk{}
+	mi := &file_proto_node_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunk) ProtoMessage() {}
+
+func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotChunk) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SnapshotChunk) GetMeta() *SnapshotMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetLeader() uint64 {
+	if x != nil {
+		return x.Leader
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetTransferId() uint64 {
+	if x != nil {
+		return x.TransferId
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetLast() bool {
+	if x != nil {
+		return x.Last
+	}
+	return false
+}
+
+func (x *SnapshotChunk) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetAckTo() *actor.PID {
+	if x != nil {
+		return x.AckTo
+	}
+	return nil
+}
+
+// SnapshotAck acknowledges a SnapshotChunk (offset is the chunk's); a
+// rejected chunk ends the transfer. The last chunk is acknowledged only once
+// the file is verified and handed to the raft node.
+type SnapshotAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TransferId    uint64                 `protobuf:"varint,1,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"`
+	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Last          bool                   `protobuf:"varint,3,opt,name=last,proto3" json:"last,omitempty"`
+	Rejected      bool                   `protobuf:"varint,4,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotAck) Reset() {
+	*x = SnapshotAck{}
+	mi := &file_proto_node_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotAck) ProtoMessage() {}
+
+func (x *SnapshotAck) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotAck.ProtoReflect.Descriptor instead.
+func (*SnapshotAck) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SnapshotAck) GetTransferId() uint64 {
+	if x != nil {
+		return x.TransferId
+	}
+	return 0
+}
+
+func (x *SnapshotAck) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *SnapshotAck) GetLast() bool {
+	if x != nil {
+		return x.Last
+	}
+	return false
+}
+
+func (x *SnapshotAck) GetRejected() bool {
+	if x != nil {
+		return x.Rejected
+	}
+	return false
+}
+
+func (x *SnapshotAck) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// SnapshotReceived tells the raft node that a verified backend snapshot
+// sits in the snapshot directory as db.snap-<meta.index>: it steps a
+// MSG_SNAP from leader into the core.
+type SnapshotReceived struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Leader        uint64                 `protobuf:"varint,1,opt,name=leader,proto3" json:"leader,omitempty"`
+	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	Meta          *SnapshotMeta          `protobuf:"bytes,3,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotReceived) Reset() {
+	*x = SnapshotReceived{}
+	mi := &file_proto_node_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotReceived) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotReceived) ProtoMessage() {}
+
+func (x *SnapshotReceived) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotReceived.ProtoReflect.Descriptor instead.
+func (*SnapshotReceived) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SnapshotReceived) GetLeader() uint64 {
+	if x != nil {
+		return x.Leader
+	}
+	return 0
+}
+
+func (x *SnapshotReceived) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *SnapshotReceived) GetMeta() *SnapshotMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+// InstallSnapshot asks the applier to replace the backend with
+// db.snap-<meta.index> once the WAL holds the snapshot marker.
+type InstallSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *SnapshotMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstallSnapshot) Reset() {
+	*x = InstallSnapshot{}
+	mi := &file_proto_node_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstallSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstallSnapshot) ProtoMessage() {}
+
+func (x *InstallSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstallSnapshot.ProtoReflect.Descriptor instead.
+func (*InstallSnapshot) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *InstallSnapshot) GetMeta() *SnapshotMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 var File_proto_node_proto protoreflect.FileDescriptor
 
 const file_proto_node_proto_rawDesc = "" +
@@ -999,11 +1433,12 @@ const file_proto_node_proto_rawDesc = "" +
 	"\tReadReady\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\"\n" +
 	"\x05error\x18\x02 \x01(\v2\f.aetcd.ErrorR\x05error\"\x06\n" +
-	"\x04Tick\"b\n" +
+	"\x04Tick\"\x93\x01\n" +
 	"\aPersist\x12/\n" +
 	"\n" +
 	"hard_state\x18\x01 \x01(\v2\x10.aetcd.HardStateR\thardState\x12&\n" +
-	"\aentries\x18\x02 \x03(\v2\f.aetcd.EntryR\aentries\"O\n" +
+	"\aentries\x18\x02 \x03(\v2\f.aetcd.EntryR\aentries\x12/\n" +
+	"\bsnapshot\x18\x03 \x01(\v2\x13.aetcd.SnapshotMetaR\bsnapshot\"O\n" +
 	"\tPersisted\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x18\n" +
@@ -1033,7 +1468,42 @@ const file_proto_node_proto_rawDesc = "" +
 	"\x04meta\x18\x01 \x01(\v2\x13.aetcd.SnapshotMetaR\x04meta\"&\n" +
 	"\x10ForwardProposals\x12\x12\n" +
 	"\x04data\x18\x01 \x03(\fR\x04data\"\x14\n" +
-	"\x12TransferLeadershipB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
+	"\x12TransferLeadership\"\x8b\x01\n" +
+	"\fSendSnapshot\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\x04R\x02to\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12&\n" +
+	"\breceiver\x18\x03 \x01(\v2\n" +
+	".actor.PIDR\breceiver\x12/\n" +
+	"\n" +
+	"conf_state\x18\x04 \x01(\v2\x10.aetcd.ConfStateR\tconfState\"8\n" +
+	"\x0eSnapshotStatus\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\x04R\x02to\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\bR\x06failed\"\x80\x02\n" +
+	"\rSnapshotChunk\x12'\n" +
+	"\x04meta\x18\x01 \x01(\v2\x13.aetcd.SnapshotMetaR\x04meta\x12\x16\n" +
+	"\x06leader\x18\x02 \x01(\x04R\x06leader\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12\x1f\n" +
+	"\vtransfer_id\x18\x04 \x01(\x04R\n" +
+	"transferId\x12\x16\n" +
+	"\x06offset\x18\x05 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04data\x18\x06 \x01(\fR\x04data\x12\x12\n" +
+	"\x04last\x18\a \x01(\bR\x04last\x12\x16\n" +
+	"\x06sha256\x18\b \x01(\fR\x06sha256\x12!\n" +
+	"\x06ack_to\x18\t \x01(\v2\n" +
+	".actor.PIDR\x05ackTo\"\x8e\x01\n" +
+	"\vSnapshotAck\x12\x1f\n" +
+	"\vtransfer_id\x18\x01 \x01(\x04R\n" +
+	"transferId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04last\x18\x03 \x01(\bR\x04last\x12\x1a\n" +
+	"\brejected\x18\x04 \x01(\bR\brejected\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"g\n" +
+	"\x10SnapshotReceived\x12\x16\n" +
+	"\x06leader\x18\x01 \x01(\x04R\x06leader\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12'\n" +
+	"\x04meta\x18\x03 \x01(\v2\x13.aetcd.SnapshotMetaR\x04meta\":\n" +
+	"\x0fInstallSnapshot\x12'\n" +
+	"\x04meta\x18\x01 \x01(\v2\x13.aetcd.SnapshotMetaR\x04metaB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
 
 var (
 	file_proto_node_proto_rawDescOnce sync.Once
@@ -1047,7 +1517,7 @@ func file_proto_node_proto_rawDescGZIP() []byte {
 	return file_proto_node_proto_rawDescData
 }
 
-var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_proto_node_proto_goTypes = []any{
 	(*InternalRequest)(nil),    // 0: aetcd.InternalRequest
 	(*Propose)(nil),            // 1: aetcd.Propose
@@ -1067,37 +1537,51 @@ var file_proto_node_proto_goTypes = []any{
 	(*SaveSnapshot)(nil),       // 15: aetcd.SaveSnapshot
 	(*ForwardProposals)(nil),   // 16: aetcd.ForwardProposals
 	(*TransferLeadership)(nil), // 17: aetcd.TransferLeadership
-	(*PutRequest)(nil),         // 18: aetcd.PutRequest
-	(*DeleteRangeRequest)(nil), // 19: aetcd.DeleteRangeRequest
-	(*TxnRequest)(nil),         // 20: aetcd.TxnRequest
-	(*CompactionRequest)(nil),  // 21: aetcd.CompactionRequest
-	(*Member)(nil),             // 22: aetcd.Member
-	(*Error)(nil),              // 23: aetcd.Error
-	(*HardState)(nil),          // 24: aetcd.HardState
-	(*Entry)(nil),              // 25: aetcd.Entry
-	(*actor.PID)(nil),          // 26: actor.PID
-	(*SnapshotMeta)(nil),       // 27: aetcd.SnapshotMeta
+	(*SendSnapshot)(nil),       // 18: aetcd.SendSnapshot
+	(*SnapshotStatus)(nil),     // 19: aetcd.SnapshotStatus
+	(*SnapshotChunk)(nil),      // 20: aetcd.SnapshotChunk
+	(*SnapshotAck)(nil),        // 21: aetcd.SnapshotAck
+	(*SnapshotReceived)(nil),   // 22: aetcd.SnapshotReceived
+	(*InstallSnapshot)(nil),    // 23: aetcd.InstallSnapshot
+	(*PutRequest)(nil),         // 24: aetcd.PutRequest
+	(*DeleteRangeRequest)(nil), // 25: aetcd.DeleteRangeRequest
+	(*TxnRequest)(nil),         // 26: aetcd.TxnRequest
+	(*CompactionRequest)(nil),  // 27: aetcd.CompactionRequest
+	(*Member)(nil),             // 28: aetcd.Member
+	(*Error)(nil),              // 29: aetcd.Error
+	(*HardState)(nil),          // 30: aetcd.HardState
+	(*Entry)(nil),              // 31: aetcd.Entry
+	(*SnapshotMeta)(nil),       // 32: aetcd.SnapshotMeta
+	(*actor.PID)(nil),          // 33: actor.PID
+	(*ConfState)(nil),          // 34: aetcd.ConfState
 }
 var file_proto_node_proto_depIdxs = []int32{
-	18, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
-	19, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
-	20, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
-	21, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
-	22, // 4: aetcd.InternalRequest.member_attributes:type_name -> aetcd.Member
+	24, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
+	25, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
+	26, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
+	27, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
+	28, // 4: aetcd.InternalRequest.member_attributes:type_name -> aetcd.Member
 	0,  // 5: aetcd.Propose.request:type_name -> aetcd.InternalRequest
-	23, // 6: aetcd.ReadReady.error:type_name -> aetcd.Error
-	24, // 7: aetcd.Persist.hard_state:type_name -> aetcd.HardState
-	25, // 8: aetcd.Persist.entries:type_name -> aetcd.Entry
-	26, // 9: aetcd.Waiter.reply_to:type_name -> actor.PID
-	25, // 10: aetcd.Apply.entries:type_name -> aetcd.Entry
-	8,  // 11: aetcd.Apply.waiters:type_name -> aetcd.Waiter
-	26, // 12: aetcd.WaitApplied.waiters:type_name -> actor.PID
-	27, // 13: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	29, // 6: aetcd.ReadReady.error:type_name -> aetcd.Error
+	30, // 7: aetcd.Persist.hard_state:type_name -> aetcd.HardState
+	31, // 8: aetcd.Persist.entries:type_name -> aetcd.Entry
+	32, // 9: aetcd.Persist.snapshot:type_name -> aetcd.SnapshotMeta
+	33, // 10: aetcd.Waiter.reply_to:type_name -> actor.PID
+	31, // 11: aetcd.Apply.entries:type_name -> aetcd.Entry
+	8,  // 12: aetcd.Apply.waiters:type_name -> aetcd.Waiter
+	33, // 13: aetcd.WaitApplied.waiters:type_name -> actor.PID
+	32, // 14: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	33, // 15: aetcd.SendSnapshot.receiver:type_name -> actor.PID
+	34, // 16: aetcd.SendSnapshot.conf_state:type_name -> aetcd.ConfState
+	32, // 17: aetcd.SnapshotChunk.meta:type_name -> aetcd.SnapshotMeta
+	33, // 18: aetcd.SnapshotChunk.ack_to:type_name -> actor.PID
+	32, // 19: aetcd.SnapshotReceived.meta:type_name -> aetcd.SnapshotMeta
+	32, // 20: aetcd.InstallSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_proto_node_proto_init() }
@@ -1122,7 +1606,7 @@ func file_proto_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_node_proto_rawDesc), len(file_proto_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

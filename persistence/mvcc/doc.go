@@ -22,9 +22,17 @@
 // # Concurrency
 //
 // One goroutine, the writer (the applier actor), calls Apply,
-// SetConsistentIndex, Publish, Commit, HashKV, Close and the accessors Rev,
-// CompactRev, ConsistentIndex, CommittedIndex and Pending. Any goroutine may
-// call View, Size and every method of a View.
+// SetConsistentIndex, Publish, Commit, HashKV, OpenSnapshot, Restore, Close
+// and the accessors Rev, CompactRev, ConsistentIndex, CommittedIndex and
+// Pending. Any goroutine may call View, Size, Verify and every method of a
+// View; a Snapshot is used by one goroutine at a time.
+//
+// # Snapshots
+//
+// OpenSnapshot gives a consistent copy of the file (a bbolt read
+// transaction) for streaming to a follower. Restore replaces the store's
+// file with a received one: views published before it keep answering from
+// their overlays and answer rpcerr.Stopped where they need the old file.
 //
 // Writes accumulate in one open bbolt write transaction (the batch) until
 // Commit. Publish makes them visible to readers without committing: a View is

@@ -50,9 +50,9 @@ type Options struct {
 // Store is the MVCC key-value store over one bbolt file. See the package
 // documentation for which methods are safe on which goroutines.
 type Store struct {
-	path     string
-	db       *bolt.DB
-	pageSize int
+	path string
+	opts Options
+	db   *bolt.DB
 
 	tx   *bolt.Tx // the open batch; nil between Commit and the next write
 	keys *bolt.Bucket
@@ -93,7 +93,7 @@ type record struct {
 // contradict each other; with a wrapped bbolt timeout error if another
 // process holds the file; otherwise with the I/O error.
 func Open(path string, opts Options) (*Store, error) {
-	s := &Store{path: path, index: newIndex(), rev: 1, compactRev: -1, scheduledCompact: -1}
+	s := &Store{path: path, opts: opts, index: newIndex(), rev: 1, compactRev: -1, scheduledCompact: -1}
 	// Restore from a read-only open first: it walks every page in this
 	// goroutine, where damage becomes an error. (A read-write open rebuilds
 	// bbolt's freelist in a goroutine of its own, where a damaged page would
@@ -110,7 +110,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.db, s.pageSize = db, db.Info().PageSize
+	s.db = db
 	if err := createBuckets(db); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("mvcc: open %s: create buckets: %w", path, err)
@@ -458,12 +458,14 @@ func (s *Store) Close() error {
 // part of it in use (not on bbolt's freelist), in bytes. Safe on any
 // goroutine; zeros after Close.
 func (s *Store) Size() (dbSize, dbSizeInUse int64) {
-	if err := s.db.View(func(tx *bolt.Tx) error {
+	// The newest view's file: Restore replaces s.db on the writer goroutine.
+	db := s.view.Load().db
+	if err := db.View(func(tx *bolt.Tx) error {
 		dbSize = tx.Size()
 		return nil
 	}); err != nil {
 		return 0, 0
 	}
-	free := int64(s.db.Stats().FreePageN) * int64(s.pageSize)
+	free := int64(db.Stats().FreePageN) * int64(db.Info().PageSize)
 	return dbSize, max(dbSize-free, 0)
 }
