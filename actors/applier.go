@@ -62,6 +62,11 @@ type ApplierConfig struct {
 	SnapshotTimeout time.Duration // default 10 s
 }
 
+// stopFailedChildren stops a snapshot sender that panicked instead of
+// restarting it (a fresh instance could not resume the stream); its
+// transfer then ends by the raft node's deadline.
+var stopFailedChildren = actor.NewOneForOneStrategy(0, 0, actor.DefaultDecider)
+
 // NewApplierProps returns the props of an applier over store. raft receives
 // Applied reports. The store stays owned by the caller.
 func NewApplierProps(env *Env, store *mvcc.Store, raft *actor.PID, cfg ApplierConfig) *actor.Props {
@@ -79,7 +84,7 @@ func NewApplierProps(env *Env, store *mvcc.Store, raft *actor.PID, cfg ApplierCo
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &applier{env: env, store: store, raft: raft, cfg: cfg, waiters: map[uint64]waiter{}}
-	})
+	}, actor.WithSupervisor(stopFailedChildren))
 }
 
 func (a *applier) Receive(ctx actor.Context) {

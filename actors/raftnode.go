@@ -42,8 +42,9 @@ type raftNode struct {
 
 	inflight   []persistWait
 	snapshotAt uint64
-	// sendingSnapshot holds the peers a snapshot is being streamed to.
-	sendingSnapshot map[uint64]bool
+	// sendingSnapshot holds the peers a snapshot is being streamed to, with
+	// the tick count at which each transfer started.
+	sendingSnapshot map[uint64]uint64
 	ticks           uint64
 	transfers       []transferWait
 	role            raft.Role
@@ -101,7 +102,7 @@ func NewRaftNodeProps(env *Env, cfg RaftNodeConfig) *actor.Props {
 			cfg.CatchUpEntries = DefaultCatchUpEntries
 		}
 		n := &raftNode{env: env, cfg: cfg, wal: cfg.WAL, applier: cfg.Applier, peers: cfg.Peers,
-			behavior: actor.NewBehavior(), readWait: map[uint64][]*actor.PID{}, sendingSnapshot: map[uint64]bool{}}
+			behavior: actor.NewBehavior(), readWait: map[uint64][]*actor.PID{}, sendingSnapshot: map[uint64]uint64{}}
 		n.behavior.Become(n.follower)
 		return n
 	})
@@ -126,6 +127,7 @@ func (n *raftNode) common(ctx actor.Context) bool {
 			n.publish(ctx)
 		}
 		n.settleTransfers(ctx)
+		n.expireSnapshotTransfers()
 		n.schedule(ctx)
 	case *messages.RaftMessage:
 		if err := n.core.Step(msg); err != nil {
@@ -541,13 +543,29 @@ func (n *raftNode) onBackendCommitted(ctx actor.Context, msg *messages.BackendCo
 // index, to the follower's snapshot receiver and reports SnapshotStatus.
 func (n *raftNode) sendSnapshot(ctx actor.Context, m *messages.RaftMessage) {
 	receiver := n.cfg.SnapshotReceivers[m.To]
-	if receiver == nil || n.sendingSnapshot[m.To] {
+	if _, busy := n.sendingSnapshot[m.To]; receiver == nil || busy {
 		return
 	}
-	n.sendingSnapshot[m.To] = true
+	n.sendingSnapshot[m.To] = n.ticks
 	n.env.Logger.Info().Uint64("to", m.To).Uint64("log-start", m.Snapshot.GetIndex()).Msg("follower is behind the compacted log: sending a snapshot")
 	ctx.Send(n.applier, &messages.SendSnapshot{To: m.To, Term: n.core.Term(), Receiver: receiver,
 		ConfState: &messages.ConfState{Voters: n.cfg.Core.Voters}})
+}
+
+// snapshotTransferLimit bounds how long the raft node waits for a
+// transfer's SnapshotStatus (which the sender reports unless it died)
+// before it reports the transfer failed itself, so the core may retry.
+const snapshotTransferLimit = 10 * time.Minute
+
+func (n *raftNode) expireSnapshotTransfers() {
+	limit := uint64(snapshotTransferLimit / max(n.cfg.HeartbeatInterval, time.Millisecond))
+	for id, at := range n.sendingSnapshot {
+		if n.ticks-at > limit {
+			n.env.Logger.Warn().Uint64("to", id).Msg("snapshot transfer reported nothing in time: counted as failed")
+			delete(n.sendingSnapshot, id)
+			n.core.ReportSnapshot(id, true)
+		}
+	}
 }
 
 // onSnapshotStatus ends a transfer: replication to the follower resumes by
