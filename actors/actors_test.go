@@ -26,8 +26,13 @@ import (
 type spine struct {
 	system  *actor.ActorSystem
 	gateway *actor.PID
+	raft    *actor.PID
 	store   *mvcc.Store
+	state   *actors.MemberState
 	fatal   chan error
+	// peerMsgs receives what the raft node sends to members 2 and 3 (fake
+	// peers) when the spine was started with peers.
+	peerMsgs chan *messages.RaftMessage
 }
 
 // slowLog delays every Sync, as a disk would, so batching can be observed.
@@ -48,27 +53,50 @@ func (l *slowLog) Sync() error {
 
 func startSpine(t *testing.T, log persistence.Log) *spine {
 	t.Helper()
+	return startSpineWith(t, log, false)
+}
+
+// startSpineWith starts member 1; with peers it is one of three voters
+// whose peers 2 and 3 are fake actors that only record what they get, and
+// its clock ticks too slowly to start an election during a test.
+func startSpineWith(t *testing.T, log persistence.Log, withPeers bool) *spine {
+	t.Helper()
 	store, err := mvcc.Open(filepath.Join(t.TempDir(), "db"), mvcc.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &spine{store: store, fatal: make(chan error, 4)}
+	s := &spine{store: store, fatal: make(chan error, 4), state: &actors.MemberState{MemberID: 1, ClusterID: 7}}
 	s.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))
 	}))
-	env := &actors.Env{Logger: zerolog.Nop(), State: &actors.MemberState{MemberID: 1, ClusterID: 7},
-		Fatal: func(err error) { s.fatal <- err }}
+	env := &actors.Env{Logger: zerolog.Nop(), State: s.state, Fatal: func(err error) { s.fatal <- err }}
 	root := s.system.Root
+	voters, heartbeat := []uint64{1}, 10*time.Millisecond
+	var peers map[uint64]*actor.PID
+	if withPeers {
+		voters, heartbeat = []uint64{1, 2, 3}, time.Hour
+		s.peerMsgs = make(chan *messages.RaftMessage, 100)
+		peers = map[uint64]*actor.PID{}
+		for _, id := range []uint64{2, 3} {
+			peers[id] = root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+				if m, ok := ctx.Message().(*messages.RaftMessage); ok {
+					s.peerMsgs <- m
+				}
+			}))
+		}
+	}
 	walPID, _ := root.SpawnNamed(actors.NewWALWriterProps(env, log), actors.WALName)
 	raftPID := actor.NewPID(s.system.Address(), actors.RaftName)
 	applierPID, _ := root.SpawnNamed(actors.NewApplierProps(env, store, raftPID, actors.ApplierConfig{}), actors.ApplierName)
 	if _, err := root.SpawnNamed(actors.NewRaftNodeProps(env, actors.RaftNodeConfig{
-		Core:              raft.Config{ID: 1, Voters: []uint64{1}, Rand: rand.New(rand.NewPCG(1, 2)), PreVote: true, CheckQuorum: true},
-		HeartbeatInterval: 10 * time.Millisecond,
+		Core:              raft.Config{ID: 1, Voters: voters, Rand: rand.New(rand.NewPCG(1, 2)), PreVote: true, CheckQuorum: true},
+		HeartbeatInterval: heartbeat,
+		Peers:             peers,
 		WAL:               walPID, Applier: applierPID,
 	}), actors.RaftName); err != nil {
 		t.Fatal(err)
 	}
+	s.raft = raftPID
 	s.gateway, _ = root.SpawnNamed(actors.NewGatewayProps(env, actors.GatewayConfig{
 		MaxTxnOps: 128, MaxRequestBytes: 1 << 20, RequestTimeout: 3 * time.Second,
 	}, store, raftPID, applierPID), actors.GatewayName)
@@ -199,5 +227,39 @@ func TestSyncFailureStopsMember(t *testing.T) {
 	resp, err = s.ask(put("later", "v"), 500*time.Millisecond)
 	if err == nil && resp.GetPut() != nil {
 		t.Fatalf("write acknowledged after the WAL failed: %v", resp)
+	}
+}
+
+// TestReadFailsWhenLeaderChanges: a linearizable read whose ReadIndex round
+// is in flight when the leader changes is answered "leader changed" at
+// once (as etcd does; clientv3 retries it), not left to time out.
+func TestReadFailsWhenLeaderChanges(t *testing.T) {
+	s := startSpineWith(t, persistence.NewMemLog(), true)
+	s.system.Root.Send(s.raft, &messages.RaftMessage{Type: messages.RaftMessageType_MSG_HEARTBEAT, From: 2, To: 1, Term: 1})
+	deadline := time.Now().Add(5 * time.Second)
+	for s.state.Leader.Load() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("member 1 did not follow member 2")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	type result struct {
+		resp *messages.ClientResponse
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := s.ask(get("k", false), 10*time.Second)
+		done <- result{resp, err}
+	}()
+	for m := range s.peerMsgs {
+		if m.Type == messages.RaftMessageType_MSG_READ_INDEX && m.To == 2 {
+			break
+		}
+	}
+	s.system.Root.Send(s.raft, &messages.RaftMessage{Type: messages.RaftMessageType_MSG_HEARTBEAT, From: 3, To: 1, Term: 2})
+	r := <-done
+	if r.err != nil || r.resp.GetError().GetMessage() != "etcdserver: leader changed" {
+		t.Fatalf("read in flight across a leader change answered %v, %v; want etcdserver: leader changed", r.resp, r.err)
 	}
 }

@@ -448,9 +448,12 @@ func (n *raftNode) updateState(ctx actor.Context) {
 	st := n.env.State
 	st.Term.Store(n.core.Term())
 	lead := n.core.Leader()
-	if lead != st.Leader.Load() && lead != 0 {
-		n.schedule(ctx)
-		defer n.publish(ctx)
+	if prev := st.Leader.Load(); lead != prev {
+		n.failReads(ctx, rpcerr.LeaderChanged)
+		if lead != 0 {
+			n.schedule(ctx)
+			defer n.publish(ctx)
+		}
 	}
 	st.Leader.Store(lead)
 	st.CommitIndex.Store(n.core.Committed())
@@ -471,6 +474,22 @@ func (n *raftNode) updateState(ctx actor.Context) {
 		n.behavior.Become(n.preCandidate)
 	default:
 		n.behavior.Become(n.follower)
+	}
+}
+
+// failReads answers every read whose ReadIndex round is in flight: after a
+// leader change the round may never complete (etcd answers "leader
+// changed" too; clientv3 retries it).
+func (n *raftNode) failReads(ctx actor.Context, err *messages.Error) {
+	if len(n.readWait) == 0 {
+		return
+	}
+	ready := &messages.ReadReady{Error: err}
+	for batch, waiters := range n.readWait {
+		for _, pid := range waiters {
+			ctx.Send(pid, ready)
+		}
+		delete(n.readWait, batch)
 	}
 }
 
