@@ -24,9 +24,13 @@ start() { # $1 = binary
       --initial-cluster "$ic" --initial-cluster-token bench --initial-cluster-state new \
       >"$work/log-$i" 2>&1 &
   done
-  sleep 4
+  for _ in $(seq 60); do # up to 30 s for all three to serve with a leader
+    [ -n "$(leader 2>/dev/null)" ] && [ "$("$ref/etcdctl" --endpoints "$eps" endpoint health 2>&1 | grep -c 'is healthy')" = 3 ] && return 0
+    sleep 0.5
+  done
+  echo "cluster did not come up:" >&2; tail -n 5 "$work"/log-* >&2; return 1
 }
-stop() { pkill -P $$ || true; sleep 2; rm -rf "$work"/data-*; }
+stop() { pkill -P $$ || true; wait || true; rm -rf "$work"/data-*; }
 leader() { # the client endpoint of the leader
   "$ref/etcdctl" --endpoints "$eps" endpoint status -w json | python3 -c '
 import json,sys
