@@ -40,20 +40,13 @@ func (c *delCommand) run(ctx context.Context, cc *cmdContext, args []string) err
 	if err != nil {
 		return err
 	}
-	if !supports(cc.g.writeOut, outKV) {
-		return errUnsupported(cc.g.writeOut)
-	}
-	kv, err := cc.dial()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cc.timeout(ctx)
-	defer cancel()
-	resp, err := kv.DeleteRange(ctx, req)
-	if err != nil {
-		return err
-	}
-	return p.Del(resp)
+	return cc.callKV(ctx, func(ctx context.Context, kv kvClient) error {
+		resp, err := kv.DeleteRange(ctx, req)
+		if err != nil {
+			return err
+		}
+		return p.Del(resp)
+	})
 }
 
 // request builds the DeleteRangeRequest as etcdctl's getDelOp does.

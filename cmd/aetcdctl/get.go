@@ -64,20 +64,13 @@ func (c *getCommand) run(ctx context.Context, cc *cmdContext, args []string) err
 		}
 		sp.valueOnly = true
 	}
-	if !supports(cc.g.writeOut, outKV) {
-		return errUnsupported(cc.g.writeOut)
-	}
-	kv, err := cc.dial()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cc.timeout(ctx)
-	defer cancel()
-	resp, err := kv.Range(ctx, req)
-	if err != nil {
-		return err
-	}
-	return p.Get(resp)
+	return cc.callKV(ctx, func(ctx context.Context, kv kvClient) error {
+		resp, err := kv.Range(ctx, req)
+		if err != nil {
+			return err
+		}
+		return p.Get(resp)
+	})
 }
 
 // request builds the RangeRequest as etcdctl's getGetOp and clientv3's

@@ -259,6 +259,21 @@ func (cc *cmdContext) dial() (kvClient, error) {
 // timeout returns the context for one command's request: each member in
 // --endpoints may take --command-timeout to answer before the next is
 // tried, so the request as a whole is bounded by that many timeouts.
+// callKV refuses output formats that cannot print KV responses (before any
+// request is sent), dials, and runs call under the command timeout.
+func (cc *cmdContext) callKV(ctx context.Context, call func(ctx context.Context, kv kvClient) error) error {
+	if !supports(cc.g.writeOut, outKV) {
+		return errUnsupported(cc.g.writeOut)
+	}
+	kv, err := cc.dial()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := cc.timeout(ctx)
+	defer cancel()
+	return call(ctx, kv)
+}
+
 func (cc *cmdContext) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, cc.g.commandTimeout*time.Duration(max(len(cc.g.endpoints), 1)))
 }

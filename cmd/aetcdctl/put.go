@@ -34,20 +34,13 @@ func (c *putCommand) run(ctx context.Context, cc *cmdContext, args []string) err
 	if err != nil {
 		return err
 	}
-	if !supports(cc.g.writeOut, outKV) {
-		return errUnsupported(cc.g.writeOut)
-	}
-	kv, err := cc.dial()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cc.timeout(ctx)
-	defer cancel()
-	resp, err := kv.Put(ctx, req)
-	if err != nil {
-		return err
-	}
-	return p.Put(resp)
+	return cc.callKV(ctx, func(ctx context.Context, kv kvClient) error {
+		resp, err := kv.Put(ctx, req)
+		if err != nil {
+			return err
+		}
+		return p.Put(resp)
+	})
 }
 
 // request builds the PutRequest as etcdctl's getPutOp does; the value is

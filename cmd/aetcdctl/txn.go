@@ -43,20 +43,13 @@ func (c *txnCommand) run(ctx context.Context, cc *cmdContext, args []string) err
 	if err != nil {
 		return err
 	}
-	if !supports(cc.g.writeOut, outKV) {
-		return errUnsupported(cc.g.writeOut)
-	}
-	kv, err := cc.dial()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := cc.timeout(ctx)
-	defer cancel()
-	resp, err := kv.Txn(ctx, req)
-	if err != nil {
-		return err
-	}
-	return p.Txn(resp)
+	return cc.callKV(ctx, func(ctx context.Context, kv kvClient) error {
+		resp, err := kv.Txn(ctx, req)
+		if err != nil {
+			return err
+		}
+		return p.Txn(resp)
+	})
 }
 
 // readTxn reads the three sections; prompt, if not nil, is called before
