@@ -16,8 +16,10 @@ import (
 // applier answers the client once the write is applied), and serves reads
 // from the newest read view on a goroutine of their own, so a large read
 // never holds up the gateway and reads never queue behind writes.
-// Linearizable reads first wait for a ReadIndex confirmed by the raft node
-// and applied by the applier.
+// A txn that writes nothing is a read too (etcd's Txn does not propose
+// one). Linearizable reads first wait for a ReadIndex confirmed by the raft
+// node and applied by the applier; a read whose every range is serializable
+// (for a txn, etcd's IsTxnSerializable) is served from the local view.
 type gateway struct {
 	env    *Env
 	cfg    GatewayConfig
@@ -68,6 +70,10 @@ func (g *gateway) onClientRequest(ctx actor.Context, req *messages.ClientRequest
 	case *messages.ClientRequest_DeleteRange:
 		g.propose(ctx, &messages.InternalRequest{Request: &messages.InternalRequest_DeleteRange{DeleteRange: r.DeleteRange}})
 	case *messages.ClientRequest_Txn:
+		if mvcc.IsTxnReadOnly(r.Txn) {
+			g.readTxn(ctx, r.Txn)
+			return
+		}
 		g.propose(ctx, &messages.InternalRequest{Request: &messages.InternalRequest_Txn{Txn: r.Txn}})
 	case *messages.ClientRequest_Compaction:
 		g.propose(ctx, &messages.InternalRequest{Request: &messages.InternalRequest_Compaction{Compaction: r.Compaction}})
@@ -122,6 +128,44 @@ func (g *gateway) serveRange(root *actor.RootContext, r *messages.RangeRequest) 
 	}
 	g.fill(resp.Header)
 	return &messages.ClientResponse{Response: &messages.ClientResponse_Range{Range: resp}}
+}
+
+// readTxn serves a txn that writes nothing as a read, as etcd's Txn does
+// (no Raft proposal), on its own goroutine, and sends the answer to the
+// original sender.
+func (g *gateway) readTxn(ctx actor.Context, r *messages.TxnRequest) {
+	root := ctx.ActorSystem().Root
+	sender := ctx.Sender()
+	go func() {
+		root.Send(sender, g.serveTxn(root, r))
+	}()
+}
+
+func (g *gateway) serveTxn(root *actor.RootContext, r *messages.TxnRequest) *messages.ClientResponse {
+	if !isTxnSerializable(r) {
+		if err := g.readIndex(root); err != nil {
+			return rpcerr.Response(err)
+		}
+	}
+	resp, err := g.store.View().Txn(r)
+	if err != nil {
+		return rpcerr.Response(err)
+	}
+	g.fill(resp.Header) // only the outer header, as the applier and etcd
+	return &messages.ClientResponse{Response: &messages.ClientResponse_Txn{Txn: resp}}
+}
+
+// isTxnSerializable is etcd's IsTxnSerializable: every op on both branches
+// is a serializable range (a nested txn makes the txn linearizable).
+func isTxnSerializable(r *messages.TxnRequest) bool {
+	for _, ops := range [][]*messages.RequestOp{r.GetSuccess(), r.GetFailure()} {
+		for _, op := range ops {
+			if rr := op.GetRequestRange(); rr == nil || !rr.GetSerializable() {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // readIndex blocks until the member has applied through a read index the

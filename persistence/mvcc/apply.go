@@ -64,8 +64,12 @@ func (s *Store) applyDeleteRange(dr *messages.DeleteRangeRequest) *messages.Clie
 // executed; reads inside the txn see its earlier writes.
 func (s *Store) applyTxn(rt *messages.TxnRequest) *messages.ClientResponse {
 	tw := s.newWrite()
-	path := tw.compareToPath(rt)
-	if _, err := tw.checkTxn(rt, path); err != nil {
+	before := tw.reader()
+	path, err := before.compareToPath(rt)
+	if err != nil {
+		panic(fmt.Sprintf("mvcc: compare in the writer failed: %s", err.GetMessage()))
+	}
+	if _, err := before.checkTxn(rt, path); err != nil {
 		return rpcerr.Response(err)
 	}
 	// Execution can still fail where the check could not foresee it: a put
@@ -76,7 +80,7 @@ func (s *Store) applyTxn(rt *messages.TxnRequest) *messages.ClientResponse {
 	if hasIgnorePut(rt, path) {
 		saved = s.index.snapshot()
 	}
-	resp, _, err := tw.executeTxn(rt, path)
+	resp, _, err := executeTxn(tw, rt, path)
 	if err != nil {
 		if saved == nil {
 			panic(fmt.Sprintf("mvcc: txn failed after its checks passed: %s", err.GetMessage()))
@@ -312,35 +316,46 @@ func branch(rt *messages.TxnRequest, succeeded bool) []*messages.RequestOp {
 }
 
 // compareToPath evaluates the compares of rt and of the nested txns on the
-// chosen branches, before any write: path[0] is rt's result, followed by
-// the paths of its chosen nested txns in order (etcd's txnPath).
-func (tw *writeTxn) compareToPath(rt *messages.TxnRequest) []bool {
-	path := []bool{tw.applyCompares(rt.GetCompare())}
-	for _, op := range branch(rt, path[0]) {
+// chosen branches at the reader's state, before any write: path[0] is rt's
+// result, followed by the paths of its chosen nested txns in order (etcd's
+// txnPath). The only errors are the reader's source's (a view racing a
+// compaction, or a closed store).
+func (rd reader) compareToPath(rt *messages.TxnRequest) ([]bool, *messages.Error) {
+	ok, err := rd.applyCompares(rt.GetCompare())
+	if err != nil {
+		return nil, err
+	}
+	path := []bool{ok}
+	for _, op := range branch(rt, ok) {
 		if nt := op.GetRequestTxn(); nt != nil {
-			path = append(path, tw.compareToPath(nt)...)
+			sub, err := rd.compareToPath(nt)
+			if err != nil {
+				return nil, err
+			}
+			path = append(path, sub...)
 		}
 	}
-	return path
+	return path, nil
 }
 
-// checkTxn validates the chosen ops before execution as etcd's checkTxn and
-// returns the number of nested txns it walked.
-func (tw *writeTxn) checkTxn(rt *messages.TxnRequest, path []bool) (int, *messages.Error) {
+// checkTxn validates the chosen ops at the reader's state (the state before
+// the txn) as etcd's checkTxn and returns the number of nested txns it
+// walked.
+func (rd reader) checkTxn(rt *messages.TxnRequest, path []bool) (int, *messages.Error) {
 	nested := 0
 	for _, op := range branch(rt, path[0]) {
 		var err *messages.Error
 		switch tv := op.GetRequest().(type) {
 		case *messages.RequestOp_RequestRange:
-			err = tw.checkRange(tv.RequestRange)
+			err = rd.checkRange(tv.RequestRange)
 		case *messages.RequestOp_RequestPut:
-			err = tw.checkPut(tv.RequestPut)
+			err = rd.checkPut(tv.RequestPut)
 		case *messages.RequestOp_RequestTxn:
 			if tv.RequestTxn == nil {
 				continue
 			}
 			var n int
-			n, err = tw.checkTxn(tv.RequestTxn, path[1:])
+			n, err = rd.checkTxn(tv.RequestTxn, path[1:])
 			nested += n + 1
 			path = path[n+1:]
 		}
@@ -351,21 +366,21 @@ func (tw *writeTxn) checkTxn(rt *messages.TxnRequest, path []bool) (int, *messag
 	return nested, nil
 }
 
-func (tw *writeTxn) checkRange(r *messages.RangeRequest) *messages.Error {
+func (rd reader) checkRange(r *messages.RangeRequest) *messages.Error {
 	switch rev := r.GetRevision(); {
 	case rev == 0:
 		return nil
-	case rev > tw.beginRev:
+	case rev > rd.curRev:
 		return rpcerr.FutureRev
-	case rev < tw.s.compactRev:
+	case rev < rd.compactRev:
 		return rpcerr.Compacted
 	}
 	return nil
 }
 
-func (tw *writeTxn) checkPut(p *messages.PutRequest) *messages.Error {
+func (rd reader) checkPut(p *messages.PutRequest) *messages.Error {
 	if p.GetIgnoreValue() || p.GetIgnoreLease() {
-		ki := tw.s.index.lookup(p.GetKey())
+		ki, _ := rd.tree.Get(&keyIndex{key: p.GetKey()})
 		if ki == nil || !ki.live() {
 			return rpcerr.KeyNotFound
 		}
@@ -405,10 +420,19 @@ func scanIgnorePut(rt *messages.TxnRequest, path []bool) (found bool, nested int
 	return false, nested
 }
 
-// executeTxn runs the chosen ops of rt (etcd's executeTxn) and returns the
-// response (a nested txn's header has revision 0, as etcd's) and the number
-// of nested txns it ran.
-func (tw *writeTxn) executeTxn(rt *messages.TxnRequest, path []bool) (*messages.TxnResponse, int, *messages.Error) {
+// txnExecutor runs the ops of a txn: a writeTxn, or a readTxn for a
+// read-only txn on a View.
+type txnExecutor interface {
+	// reader is the state a range op reads (with the txn's earlier writes).
+	reader() reader
+	put(p *messages.PutRequest) (*messages.PutResponse, *messages.Error)
+	deleteRange(dr *messages.DeleteRangeRequest) *messages.DeleteRangeResponse
+}
+
+// executeTxn runs the chosen ops of rt (etcd's executeTxn) on ex and returns
+// the response (a nested txn's header has revision 0, as etcd's) and the
+// number of nested txns it ran.
+func executeTxn(ex txnExecutor, rt *messages.TxnRequest, path []bool) (*messages.TxnResponse, int, *messages.Error) {
 	ops := branch(rt, path[0])
 	resp := &messages.TxnResponse{
 		Header:    &messages.ResponseHeader{},
@@ -420,24 +444,24 @@ func (tw *writeTxn) executeTxn(rt *messages.TxnRequest, path []bool) (*messages.
 		out := &messages.ResponseOp{}
 		switch tv := op.GetRequest().(type) {
 		case *messages.RequestOp_RequestRange:
-			r, err := tw.reader().executeRange(tv.RequestRange)
+			r, err := ex.reader().executeRange(tv.RequestRange)
 			if err != nil {
 				return nil, 0, err
 			}
 			out.Response = &messages.ResponseOp_ResponseRange{ResponseRange: r}
 		case *messages.RequestOp_RequestPut:
-			r, err := tw.put(tv.RequestPut)
+			r, err := ex.put(tv.RequestPut)
 			if err != nil {
 				return nil, 0, err
 			}
 			out.Response = &messages.ResponseOp_ResponsePut{ResponsePut: r}
 		case *messages.RequestOp_RequestDeleteRange:
-			out.Response = &messages.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: tw.deleteRange(tv.RequestDeleteRange)}
+			out.Response = &messages.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: ex.deleteRange(tv.RequestDeleteRange)}
 		case *messages.RequestOp_RequestTxn:
 			if tv.RequestTxn == nil {
 				break
 			}
-			r, n, err := tw.executeTxn(tv.RequestTxn, path[1:])
+			r, n, err := executeTxn(ex, tv.RequestTxn, path[1:])
 			if err != nil {
 				return nil, 0, err
 			}
@@ -450,24 +474,25 @@ func (tw *writeTxn) executeTxn(rt *messages.TxnRequest, path []bool) (*messages.
 	return resp, nested, nil
 }
 
-func (tw *writeTxn) applyCompares(cmps []*messages.Compare) bool {
+func (rd reader) applyCompares(cmps []*messages.Compare) (bool, *messages.Error) {
 	for _, c := range cmps {
-		if !tw.applyCompare(c) {
-			return false
+		if ok, err := rd.applyCompare(c); !ok || err != nil {
+			return false, err
 		}
 	}
-	return true
+	return true, nil
 }
 
-// applyCompare evaluates one compare at the state before the txn as etcd's
-// applyCompare: every key in the range must satisfy it; with no key, a VALUE
-// compare fails and the others compare a zero KeyValue. Revisions and
-// versions come from the index; values and leases from the records.
-func (tw *writeTxn) applyCompare(c *messages.Compare) bool {
-	atRev := tw.beginRev
+// applyCompare evaluates one compare at the reader's current revision as
+// etcd's applyCompare: every key in the range must satisfy it; with no key,
+// a VALUE compare fails and the others compare a zero KeyValue. Revisions
+// and versions come from the index; values and leases from the records.
+func (rd reader) applyCompare(c *messages.Compare) (bool, *messages.Error) {
+	atRev := rd.curRev
 	needRecord := c.GetTarget() == messages.Compare_VALUE || c.GetTarget() == messages.Compare_LEASE
 	found, ok := false, true
-	visit(tw.s.index.tree, newKeyRange(c.GetKey(), c.GetRangeEnd()), func(ki *keyIndex) bool {
+	var err *messages.Error
+	visit(rd.tree, newKeyRange(c.GetKey(), c.GetRangeEnd()), func(ki *keyIndex) bool {
 		mod, created, ver, live := ki.get(atRev)
 		if !live {
 			return true
@@ -475,20 +500,24 @@ func (tw *writeTxn) applyCompare(c *messages.Compare) bool {
 		found = true
 		var kv *messages.KeyValue
 		if needRecord {
-			kv, _ = tw.get(mod, atRev)
+			if kv, err = rd.src.get(mod, atRev); err != nil {
+				return false
+			}
 		} else {
 			kv = &messages.KeyValue{ModRevision: mod.main, CreateRevision: created.main, Version: ver}
 		}
 		ok = compareKV(c, kv)
 		return ok
 	})
-	if !found {
-		if c.GetTarget() == messages.Compare_VALUE {
-			return false // a missing key has no value, not an empty one
-		}
-		return compareKV(c, &messages.KeyValue{})
+	switch {
+	case err != nil:
+		return false, err
+	case !found && c.GetTarget() == messages.Compare_VALUE:
+		return false, nil // a missing key has no value, not an empty one
+	case !found:
+		return compareKV(c, &messages.KeyValue{}), nil
 	}
-	return ok
+	return ok, nil
 }
 
 func compareKV(c *messages.Compare, kv *messages.KeyValue) bool {

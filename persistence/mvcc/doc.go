@@ -41,6 +41,9 @@
 // otherwise from bbolt in a read transaction that lives for one Range only
 // and re-checks the finished compaction revision, so a Range racing a
 // physical compaction answers "compacted", never a wrong or partial result.
+// View.Txn answers a read-only txn the same way, with one read transaction
+// for all its compares and ranges; it shares the compare, check and range
+// code with Apply's txn path (reader, executeTxn).
 //
 // # Errors
 //

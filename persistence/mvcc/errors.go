@@ -22,3 +22,7 @@ var (
 // errUnknownRequest answers an InternalRequest that carries no known write.
 // The gateway never proposes one; the value is shared: never modify it.
 var errUnknownRequest = &messages.Error{Code: uint32(codes.InvalidArgument), Message: "etcdserver: unknown request"}
+
+// ErrTxnNotReadOnly answers View.Txn for a txn that writes (such a txn goes
+// through Raft and Apply). The value is shared: never modify it.
+var ErrTxnNotReadOnly = &messages.Error{Code: uint32(codes.InvalidArgument), Message: "mvcc: txn is not read-only"}
