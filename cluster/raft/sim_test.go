@@ -26,7 +26,7 @@ import (
 )
 
 var (
-	flagSimSeeds = flag.Int("raft.seeds", 0, "number of simulation seeds to run (default 500, 40 with -short)")
+	flagSimSeeds = flag.Int("raft.seeds", 0, "number of simulation seeds to run (default 3000, 40 with -short)")
 	flagSimSeed  = flag.Int64("raft.seed", 0, "run only this simulation seed")
 	flagSimTrace = flag.Bool("raft.trace", false, "print the simulation's events (with -raft.seed)")
 	flagSimSteps = flag.Int("raft.steps", 4000, "events per simulation before healing")
@@ -39,7 +39,7 @@ func TestSimulation(t *testing.T) {
 	}
 	n := *flagSimSeeds
 	if n == 0 {
-		n = 500
+		n = 3000
 		if testing.Short() {
 			n = 40
 		}
