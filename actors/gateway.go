@@ -64,14 +64,14 @@ func (g *gateway) onClientRequest(ctx actor.Context, req *messages.ClientRequest
 	}
 	switch r := req.Request.(type) {
 	case *messages.ClientRequest_Range:
-		g.read(ctx, r.Range)
+		g.read(ctx, r.Range.Serializable, func(v *mvcc.View) *messages.ClientResponse { return g.serveRange(v, r.Range) })
 	case *messages.ClientRequest_Put:
 		g.propose(ctx, &messages.InternalRequest{Request: &messages.InternalRequest_Put{Put: r.Put}})
 	case *messages.ClientRequest_DeleteRange:
 		g.propose(ctx, &messages.InternalRequest{Request: &messages.InternalRequest_DeleteRange{DeleteRange: r.DeleteRange}})
 	case *messages.ClientRequest_Txn:
 		if mvcc.IsTxnReadOnly(r.Txn) {
-			g.readTxn(ctx, r.Txn)
+			g.read(ctx, isTxnSerializable(r.Txn), func(v *mvcc.View) *messages.ClientResponse { return g.serveTxn(v, r.Txn) })
 			return
 		}
 		g.propose(ctx, &messages.InternalRequest{Request: &messages.InternalRequest_Txn{Txn: r.Txn}})
@@ -106,23 +106,25 @@ func (g *gateway) propose(ctx actor.Context, ir *messages.InternalRequest) {
 	ctx.RequestWithCustomSender(g.raft, &messages.Propose{Request: ir}, ctx.Sender())
 }
 
-// read serves a Range on its own goroutine and sends the answer to the
-// original sender.
-func (g *gateway) read(ctx actor.Context, r *messages.RangeRequest) {
+// read serves a read on a goroutine of its own: after a ReadIndex barrier
+// (unless serializable), serve runs against the newest read view, and its
+// answer goes to the original sender.
+func (g *gateway) read(ctx actor.Context, serializable bool, serve func(*mvcc.View) *messages.ClientResponse) {
 	root := ctx.ActorSystem().Root
 	sender := ctx.Sender()
 	go func() {
-		root.Send(sender, g.serveRange(root, r))
+		if !serializable {
+			if err := g.readIndex(root); err != nil {
+				root.Send(sender, rpcerr.Response(err))
+				return
+			}
+		}
+		root.Send(sender, serve(g.store.View()))
 	}()
 }
 
-func (g *gateway) serveRange(root *actor.RootContext, r *messages.RangeRequest) *messages.ClientResponse {
-	if !r.Serializable {
-		if err := g.readIndex(root); err != nil {
-			return rpcerr.Response(err)
-		}
-	}
-	resp, err := g.store.View().Range(r)
+func (g *gateway) serveRange(v *mvcc.View, r *messages.RangeRequest) *messages.ClientResponse {
+	resp, err := v.Range(r)
 	if err != nil {
 		return rpcerr.Response(err)
 	}
@@ -130,24 +132,10 @@ func (g *gateway) serveRange(root *actor.RootContext, r *messages.RangeRequest) 
 	return &messages.ClientResponse{Response: &messages.ClientResponse_Range{Range: resp}}
 }
 
-// readTxn serves a txn that writes nothing as a read, as etcd's Txn does
-// (no Raft proposal), on its own goroutine, and sends the answer to the
-// original sender.
-func (g *gateway) readTxn(ctx actor.Context, r *messages.TxnRequest) {
-	root := ctx.ActorSystem().Root
-	sender := ctx.Sender()
-	go func() {
-		root.Send(sender, g.serveTxn(root, r))
-	}()
-}
-
-func (g *gateway) serveTxn(root *actor.RootContext, r *messages.TxnRequest) *messages.ClientResponse {
-	if !isTxnSerializable(r) {
-		if err := g.readIndex(root); err != nil {
-			return rpcerr.Response(err)
-		}
-	}
-	resp, err := g.store.View().Txn(r)
+// serveTxn answers a txn that writes nothing as a read, as etcd's Txn does
+// (no Raft proposal).
+func (g *gateway) serveTxn(v *mvcc.View, r *messages.TxnRequest) *messages.ClientResponse {
+	resp, err := v.Txn(r)
 	if err != nil {
 		return rpcerr.Response(err)
 	}
