@@ -306,11 +306,10 @@ func (a *applier) commit(ctx actor.Context) {
 }
 
 // onClientRequest serves requests that must see the applier's own state
-// (HashKV reads the backend as of the applied index).
+// (HashKV hashes the backend as of the applied index, committed or not).
 func (a *applier) onClientRequest(ctx actor.Context, msg *messages.ClientRequest) {
 	switch r := msg.Request.(type) {
 	case *messages.ClientRequest_HashKv:
-		a.commit(ctx)
 		hash, compactRev, hashRev, e := a.store.HashKV(r.HashKv.Revision)
 		if e != nil {
 			ctx.Respond(&messages.ClientResponse{Response: &messages.ClientResponse_Error{Error: e}})
