@@ -71,6 +71,58 @@ func (EntryType) EnumDescriptor() ([]byte, []int) {
 	return file_proto_raft_proto_rawDescGZIP(), []int{0}
 }
 
+type ConfChangeType int32
+
+const (
+	ConfChangeType_CONF_ADD_NODE         ConfChangeType = 0
+	ConfChangeType_CONF_REMOVE_NODE      ConfChangeType = 1
+	ConfChangeType_CONF_UPDATE_NODE      ConfChangeType = 2
+	ConfChangeType_CONF_ADD_LEARNER_NODE ConfChangeType = 3
+)
+
+// Enum value maps for ConfChangeType.
+var (
+	ConfChangeType_name = map[int32]string{
+		0: "CONF_ADD_NODE",
+		1: "CONF_REMOVE_NODE",
+		2: "CONF_UPDATE_NODE",
+		3: "CONF_ADD_LEARNER_NODE",
+	}
+	ConfChangeType_value = map[string]int32{
+		"CONF_ADD_NODE":         0,
+		"CONF_REMOVE_NODE":      1,
+		"CONF_UPDATE_NODE":      2,
+		"CONF_ADD_LEARNER_NODE": 3,
+	}
+)
+
+func (x ConfChangeType) Enum() *ConfChangeType {
+	p := new(ConfChangeType)
+	*p = x
+	return p
+}
+
+func (x ConfChangeType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConfChangeType) Descriptor() protoreflect.EnumDescriptor {
+	return file_proto_raft_proto_enumTypes[1].Descriptor()
+}
+
+func (ConfChangeType) Type() protoreflect.EnumType {
+	return &file_proto_raft_proto_enumTypes[1]
+}
+
+func (x ConfChangeType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConfChangeType.Descriptor instead.
+func (ConfChangeType) EnumDescriptor() ([]byte, []int) {
+	return file_proto_raft_proto_rawDescGZIP(), []int{1}
+}
+
 type RaftMessageType int32
 
 const (
@@ -152,11 +204,11 @@ func (x RaftMessageType) String() string {
 }
 
 func (RaftMessageType) Descriptor() protoreflect.EnumDescriptor {
-	return file_proto_raft_proto_enumTypes[1].Descriptor()
+	return file_proto_raft_proto_enumTypes[2].Descriptor()
 }
 
 func (RaftMessageType) Type() protoreflect.EnumType {
-	return &file_proto_raft_proto_enumTypes[1]
+	return &file_proto_raft_proto_enumTypes[2]
 }
 
 func (x RaftMessageType) Number() protoreflect.EnumNumber {
@@ -165,7 +217,7 @@ func (x RaftMessageType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RaftMessageType.Descriptor instead.
 func (RaftMessageType) EnumDescriptor() ([]byte, []int) {
-	return file_proto_raft_proto_rawDescGZIP(), []int{1}
+	return file_proto_raft_proto_rawDescGZIP(), []int{2}
 }
 
 type Entry struct {
@@ -350,6 +402,69 @@ func (x *ConfState) GetLearners() []uint64 {
 	return nil
 }
 
+// ConfChange is the data of an ENTRY_CONF_CHANGE entry: one single-member
+// change. context is opaque to the Raft core (the host's member record and
+// request identity).
+type ConfChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          ConfChangeType         `protobuf:"varint,1,opt,name=type,proto3,enum=aetcd.ConfChangeType" json:"type,omitempty"`
+	NodeId        uint64                 `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Context       []byte                 `protobuf:"bytes,3,opt,name=context,proto3" json:"context,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfChange) Reset() {
+	*x = ConfChange{}
+	mi := &file_proto_raft_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfChange) ProtoMessage() {}
+
+func (x *ConfChange) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_raft_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfChange.ProtoReflect.Descriptor instead.
+func (*ConfChange) Descriptor() ([]byte, []int) {
+	return file_proto_raft_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ConfChange) GetType() ConfChangeType {
+	if x != nil {
+		return x.Type
+	}
+	return ConfChangeType_CONF_ADD_NODE
+}
+
+func (x *ConfChange) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *ConfChange) GetContext() []byte {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
 type SnapshotMeta struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -361,7 +476,7 @@ type SnapshotMeta struct {
 
 func (x *SnapshotMeta) Reset() {
 	*x = SnapshotMeta{}
-	mi := &file_proto_raft_proto_msgTypes[3]
+	mi := &file_proto_raft_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +488,7 @@ func (x *SnapshotMeta) String() string {
 func (*SnapshotMeta) ProtoMessage() {}
 
 func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_raft_proto_msgTypes[3]
+	mi := &file_proto_raft_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +501,7 @@ func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
 func (*SnapshotMeta) Descriptor() ([]byte, []int) {
-	return file_proto_raft_proto_rawDescGZIP(), []int{3}
+	return file_proto_raft_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SnapshotMeta) GetIndex() uint64 {
@@ -430,7 +545,7 @@ type RaftMessage struct {
 
 func (x *RaftMessage) Reset() {
 	*x = RaftMessage{}
-	mi := &file_proto_raft_proto_msgTypes[4]
+	mi := &file_proto_raft_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -442,7 +557,7 @@ func (x *RaftMessage) String() string {
 func (*RaftMessage) ProtoMessage() {}
 
 func (x *RaftMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_raft_proto_msgTypes[4]
+	mi := &file_proto_raft_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -455,7 +570,7 @@ func (x *RaftMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMessage.ProtoReflect.Descriptor instead.
 func (*RaftMessage) Descriptor() ([]byte, []int) {
-	return file_proto_raft_proto_rawDescGZIP(), []int{4}
+	return file_proto_raft_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RaftMessage) GetType() RaftMessageType {
@@ -558,7 +673,12 @@ const file_proto_raft_proto_rawDesc = "" +
 	"\x06commit\x18\x03 \x01(\x04R\x06commit\"?\n" +
 	"\tConfState\x12\x16\n" +
 	"\x06voters\x18\x01 \x03(\x04R\x06voters\x12\x1a\n" +
-	"\blearners\x18\x02 \x03(\x04R\blearners\"i\n" +
+	"\blearners\x18\x02 \x03(\x04R\blearners\"j\n" +
+	"\n" +
+	"ConfChange\x12)\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x15.aetcd.ConfChangeTypeR\x04type\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\x12\x18\n" +
+	"\acontext\x18\x03 \x01(\fR\acontext\"i\n" +
 	"\fSnapshotMeta\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12/\n" +
@@ -581,7 +701,12 @@ const file_proto_raft_proto_rawDesc = "" +
 	"\bsnapshot\x18\f \x01(\v2\x13.aetcd.SnapshotMetaR\bsnapshot*4\n" +
 	"\tEntryType\x12\x10\n" +
 	"\fENTRY_NORMAL\x10\x00\x12\x15\n" +
-	"\x11ENTRY_CONF_CHANGE\x10\x01*\xf7\x02\n" +
+	"\x11ENTRY_CONF_CHANGE\x10\x01*j\n" +
+	"\x0eConfChangeType\x12\x11\n" +
+	"\rCONF_ADD_NODE\x10\x00\x12\x14\n" +
+	"\x10CONF_REMOVE_NODE\x10\x01\x12\x14\n" +
+	"\x10CONF_UPDATE_NODE\x10\x02\x12\x19\n" +
+	"\x15CONF_ADD_LEARNER_NODE\x10\x03*\xf7\x02\n" +
 	"\x0fRaftMessageType\x12\v\n" +
 	"\aMSG_HUP\x10\x00\x12\f\n" +
 	"\bMSG_BEAT\x10\x01\x12\f\n" +
@@ -616,28 +741,31 @@ func file_proto_raft_proto_rawDescGZIP() []byte {
 	return file_proto_raft_proto_rawDescData
 }
 
-var file_proto_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_proto_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_proto_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_proto_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_proto_raft_proto_goTypes = []any{
 	(EntryType)(0),       // 0: aetcd.EntryType
-	(RaftMessageType)(0), // 1: aetcd.RaftMessageType
-	(*Entry)(nil),        // 2: aetcd.Entry
-	(*HardState)(nil),    // 3: aetcd.HardState
-	(*ConfState)(nil),    // 4: aetcd.ConfState
-	(*SnapshotMeta)(nil), // 5: aetcd.SnapshotMeta
-	(*RaftMessage)(nil),  // 6: aetcd.RaftMessage
+	(ConfChangeType)(0),  // 1: aetcd.ConfChangeType
+	(RaftMessageType)(0), // 2: aetcd.RaftMessageType
+	(*Entry)(nil),        // 3: aetcd.Entry
+	(*HardState)(nil),    // 4: aetcd.HardState
+	(*ConfState)(nil),    // 5: aetcd.ConfState
+	(*ConfChange)(nil),   // 6: aetcd.ConfChange
+	(*SnapshotMeta)(nil), // 7: aetcd.SnapshotMeta
+	(*RaftMessage)(nil),  // 8: aetcd.RaftMessage
 }
 var file_proto_raft_proto_depIdxs = []int32{
 	0, // 0: aetcd.Entry.type:type_name -> aetcd.EntryType
-	4, // 1: aetcd.SnapshotMeta.conf_state:type_name -> aetcd.ConfState
-	1, // 2: aetcd.RaftMessage.type:type_name -> aetcd.RaftMessageType
-	2, // 3: aetcd.RaftMessage.entries:type_name -> aetcd.Entry
-	5, // 4: aetcd.RaftMessage.snapshot:type_name -> aetcd.SnapshotMeta
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	1, // 1: aetcd.ConfChange.type:type_name -> aetcd.ConfChangeType
+	5, // 2: aetcd.SnapshotMeta.conf_state:type_name -> aetcd.ConfState
+	2, // 3: aetcd.RaftMessage.type:type_name -> aetcd.RaftMessageType
+	3, // 4: aetcd.RaftMessage.entries:type_name -> aetcd.Entry
+	7, // 5: aetcd.RaftMessage.snapshot:type_name -> aetcd.SnapshotMeta
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_proto_raft_proto_init() }
@@ -650,8 +778,8 @@ func file_proto_raft_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_raft_proto_rawDesc), len(file_proto_raft_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   5,
+			NumEnums:      3,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

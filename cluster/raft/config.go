@@ -19,10 +19,13 @@ const (
 // Config configures one member's core. The zero value of every field but
 // ID, Voters and Rand selects a default.
 type Config struct {
-	// ID identifies this member; non-zero and one of Voters.
+	// ID identifies this member; non-zero.
 	ID uint64
-	// Voters is the fixed voter set (membership changes are not yet
-	// supported). IDs are non-zero and distinct; the order does not matter.
+	// Voters is the configuration before the first entry, used when the
+	// restored state has no snapshot: IDs non-zero and distinct, in any
+	// order. Empty for a member joining an existing cluster (it learns the
+	// configuration from the leader's log or snapshot) and for a cluster
+	// bootstrapped through conf change entries in its log.
 	Voters []uint64
 	// ElectionTicks is the election timeout in Ticks. A follower campaigns
 	// after a randomized timeout in [ElectionTicks, 2*ElectionTicks) without
@@ -104,9 +107,6 @@ func (c Config) withDefaults() (Config, error) {
 		if i > 0 && voters[i-1] == id {
 			return c, fmt.Errorf("%w: duplicate voter %d", ErrInvalidConfig, id)
 		}
-	}
-	if _, found := slices.BinarySearch(voters, c.ID); !found {
-		return c, fmt.Errorf("%w: ID %d is not among Voters %v", ErrInvalidConfig, c.ID, voters)
 	}
 	c.Voters = voters
 	return c, nil

@@ -70,9 +70,13 @@ type Core struct {
 	role Role
 	step stepFunc
 
-	log       raftLog
-	trk       tracker
-	confState *messages.ConfState
+	log raftLog
+	trk tracker
+	// snapConf is the configuration as of log.snapIndex.
+	snapConf *messages.ConfState
+	// pendingConfIndex: on the leader, the index of the last entry that may
+	// be a conf change; a new one waits until it is handed out.
+	pendingConfIndex uint64
 
 	electionElapsed           int
 	heartbeatElapsed          int
@@ -111,17 +115,19 @@ func New(cfg Config, rs RestoreState) (*Core, error) {
 		return nil, err
 	}
 	c := &Core{
-		id:        cfg.ID,
-		cfg:       cfg,
-		rand:      cfg.Rand,
-		trk:       newTracker(cfg.Voters, cfg.MaxInflightMsgs),
-		confState: &messages.ConfState{Voters: slices.Clone(cfg.Voters)},
+		id:   cfg.ID,
+		cfg:  cfg,
+		rand: cfg.Rand,
 	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidRestoreState, fmt.Sprintf(format, args...))
 	}
+	c.snapConf = &messages.ConfState{Voters: slices.Clone(cfg.Voters)}
 	if s := rs.Snapshot; s != nil {
 		c.log.snapIndex, c.log.snapTerm = s.Index, s.Term
+		if s.ConfState != nil {
+			c.snapConf = cloneConf(s.ConfState)
+		}
 	}
 	prevTerm := c.log.snapTerm
 	for _, e := range rs.Entries {
@@ -161,6 +167,12 @@ func New(cfg Config, rs RestoreState) (*Core, error) {
 	// was not durable yet.
 	c.log.committed = max(hs.Commit, applied, c.log.snapIndex)
 	c.log.applied, c.log.applying = applied, applied
+	// Conf changes through applied took effect before the restart; later
+	// ones take effect when handed out again.
+	c.trk = newTracker(c.snapConf, cfg.MaxInflightMsgs)
+	if applied > c.log.snapIndex {
+		c.trk.setConf(confAfter(c.snapConf, c.log.slice(c.log.firstIndex(), applied+1, 0)), last+1)
+	}
 
 	// A durable entry of term T means the member reached term T even if the
 	// hard state saying so was torn off the WAL's tail; its vote in T was
@@ -208,7 +220,8 @@ type Status struct {
 	Commit, Applied      uint64
 	LastIndex, Persisted uint64
 	LeadTransferee       uint64
-	Progress             map[uint64]PeerStatus // leader only
+	Voters, Learners     []uint64              // configuration in effect
+	Progress             map[uint64]PeerStatus // leader only, voters and learners
 }
 
 // Status returns a snapshot of the core's state.
@@ -218,10 +231,11 @@ func (c *Core) Status() Status {
 		Commit: c.log.committed, Applied: c.log.applied,
 		LastIndex: c.log.lastIndex(), Persisted: c.log.persisted,
 		LeadTransferee: c.leadTransferee,
+		Voters:         slices.Clone(c.trk.voters), Learners: slices.Clone(c.trk.learners),
 	}
 	if c.role == RoleLeader {
-		s.Progress = make(map[uint64]PeerStatus, len(c.trk.voters))
-		for _, id := range c.trk.voters {
+		s.Progress = make(map[uint64]PeerStatus, len(c.trk.progress))
+		for _, id := range c.trk.members() {
 			p := c.trk.progress[id]
 			s.Progress[id] = PeerStatus{Match: p.match, Next: p.next, State: p.state, RecentActive: p.recentActive}
 		}
@@ -415,6 +429,7 @@ func (c *Core) Compact(index uint64) error {
 	case index > c.log.applied || index > c.log.persisted:
 		return ErrUnavailable
 	}
+	c.snapConf = confAfter(c.snapConf, c.log.slice(c.log.firstIndex(), index+1, 0))
 	c.log.compact(index)
 	return nil
 }

@@ -81,10 +81,13 @@
 // may be included if they survived; torn records must not be). The member
 // restarts as a follower.
 //
-// # Not yet implemented
+// # Membership
 //
-// Membership changes (the voter set is fixed by Config; the progress
-// tracker and ConfState are keyed by member ID for them) and snapshot data:
-// MSG_SNAP carries only SnapshotMeta, the host must attach and install the
-// state itself.
+// ProposeConfChange appends single-member changes (add a voter or learner,
+// promote a learner by adding it as a voter, remove, update), one at a
+// time; each takes effect when its entry is handed out in CommittedEntries
+// (see confchange.go). The configuration before the first entry is
+// Config.Voters, or the restored snapshot's ConfState. Snapshot data is the
+// host's: MSG_SNAP carries only SnapshotMeta (with the ConfState as of its
+// index), the host must attach and install the state itself.
 package raft

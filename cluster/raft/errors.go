@@ -30,6 +30,12 @@ var (
 	// ErrInvalidMessage: a message that no correct member sends (entries not
 	// contiguous, entry term above the message term, missing snapshot).
 	ErrInvalidMessage = errors.New("raft: invalid message")
+	// ErrPendingConfChange: ProposeConfChange while an earlier change is
+	// not yet applied.
+	ErrPendingConfChange = errors.New("raft: a membership change is already in progress")
+	// ErrInvalidConfChange: a ConfChange that does not apply to the current
+	// configuration.
+	ErrInvalidConfChange = errors.New("raft: invalid membership change")
 	// ErrCompacted: Compact at or below the current log start.
 	ErrCompacted = errors.New("raft: index already compacted")
 	// ErrUnavailable: Compact beyond what is applied and persisted.

@@ -221,7 +221,7 @@ func (nw *network) stabilize() {
 			return
 		}
 		for _, m := range msgs {
-			if nw.cut[[2]uint64{m.From, m.To}] || nw.drop[m.Type] {
+			if nw.cut[[2]uint64{m.From, m.To}] || nw.drop[m.Type] || nw.nodes[m.To] == nil {
 				continue
 			}
 			nw.nodes[m.To].step(proto.Clone(m).(*messages.RaftMessage))

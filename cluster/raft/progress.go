@@ -3,6 +3,8 @@ package raft
 import (
 	"fmt"
 	"slices"
+
+	"github.com/aetcd/aetcd/messages"
 )
 
 // ProgressState is how the leader currently replicates to one follower.
@@ -159,27 +161,73 @@ func (in *inflights) freeFirstOne() {
 	}
 }
 
-// tracker holds the voter set and, on a leader or candidate, the per-member
-// progress and votes. Iteration is always in ascending ID order so the core
-// stays deterministic.
+// tracker holds the configuration (voters and learners) and, on a leader
+// or candidate, the per-member progress and votes. Learners receive the log
+// but neither vote nor count toward any quorum. Iteration is always in
+// ascending ID order so the core stays deterministic.
 type tracker struct {
-	voters   []uint64 // sorted
-	progress map[uint64]*progress
-	votes    map[uint64]bool
+	voters      []uint64 // sorted
+	learners    []uint64 // sorted, disjoint from voters
+	progress    map[uint64]*progress
+	votes       map[uint64]bool
+	maxInflight int
 }
 
-func newTracker(voters []uint64, maxInflight int) tracker {
-	t := tracker{voters: voters, progress: make(map[uint64]*progress, len(voters)), votes: map[uint64]bool{}}
-	for _, id := range voters {
-		p := &progress{}
-		p.inflights.init(maxInflight)
-		t.progress[id] = p
-	}
+func newTracker(cs *messages.ConfState, maxInflight int) tracker {
+	t := tracker{progress: map[uint64]*progress{}, votes: map[uint64]bool{}, maxInflight: maxInflight}
+	t.setConf(cs, 0)
 	return t
+}
+
+// setConf replaces the configuration with cs. Members that were already
+// tracked keep their progress; new ones start probing at next.
+func (t *tracker) setConf(cs *messages.ConfState, next uint64) {
+	t.voters = sortedIDs(cs.GetVoters())
+	t.learners = sortedIDs(cs.GetLearners())
+	keep := make(map[uint64]*progress, len(t.voters)+len(t.learners))
+	for _, id := range t.members() {
+		p, ok := t.progress[id]
+		if !ok {
+			p = t.newProgress(next)
+		}
+		keep[id] = p
+	}
+	t.progress = keep
+}
+
+func (t *tracker) newProgress(next uint64) *progress {
+	p := &progress{next: max(next, 1), recentActive: true}
+	p.inflights.init(t.maxInflight)
+	return p
+}
+
+func sortedIDs(ids []uint64) []uint64 {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// confState returns a copy of the configuration.
+func (t *tracker) confState() *messages.ConfState {
+	return &messages.ConfState{Voters: slices.Clone(t.voters), Learners: slices.Clone(t.learners)}
+}
+
+// members returns voters and learners in ascending ID order.
+func (t *tracker) members() []uint64 {
+	out := make([]uint64, 0, len(t.voters)+len(t.learners))
+	out = append(out, t.voters...)
+	out = append(out, t.learners...)
+	slices.Sort(out)
+	return out
 }
 
 func (t *tracker) isVoter(id uint64) bool {
 	_, ok := slices.BinarySearch(t.voters, id)
+	return ok
+}
+
+func (t *tracker) isLearner(id uint64) bool {
+	_, ok := slices.BinarySearch(t.learners, id)
 	return ok
 }
 
@@ -188,6 +236,9 @@ func (t *tracker) quorum() int { return len(t.voters)/2 + 1 }
 // quorumIndex returns the largest value that at least a quorum of voters
 // have reached, given each voter's value.
 func (t *tracker) quorumIndex(value func(id uint64, p *progress) uint64) uint64 {
+	if len(t.voters) == 0 {
+		return 0
+	}
 	vals := make([]uint64, 0, len(t.voters))
 	for _, id := range t.voters {
 		vals = append(vals, value(id, t.progress[id]))

@@ -58,7 +58,7 @@ func (c *Core) handleReadRequest(from uint64, ctx []byte) {
 		return
 	}
 	req := readRequest{from: from, ctx: ctx, index: c.log.committed}
-	if len(c.trk.voters) == 1 {
+	if len(c.trk.voters) == 1 && c.trk.voters[0] == c.id {
 		c.answerRead(req)
 		return
 	}

@@ -120,17 +120,33 @@ func (c *Core) Advance(rd Ready) {
 	c.inReady = nil
 	c.prevSoft = m.soft
 	c.prevHard = m.hard
+	var snapConf *messages.ConfState
 	if m.snapshot {
+		snapConf = c.pendingSnapshot.ConfState
 		c.pendingSnapshot = nil
 	}
 	if m.lastEntry > 0 {
 		c.log.handedOut = m.lastEntry
 	}
+	prevApplying := c.log.applying
 	if m.lastCommitted > 0 {
 		c.log.applying = m.lastCommitted
 	}
 	c.msgs = nil // rd.Messages now belongs to the host
 	c.reads.sealed = true
 	c.readStates = nil
+	// Conf changes take effect as they are handed out for applying (their
+	// messages go into the next Ready).
+	if snapConf != nil {
+		c.snapConf = cloneConf(snapConf)
+		c.applyConf(c.snapConf)
+	}
+	if m.lastCommitted > 0 {
+		for _, e := range c.log.slice(prevApplying+1, m.lastCommitted+1, 0) {
+			if e.Type == messages.EntryType_ENTRY_CONF_CHANGE {
+				c.applyConf(confAfter(c.trk.confState(), []*messages.Entry{e}))
+			}
+		}
+	}
 	c.log.checkInvariants()
 }

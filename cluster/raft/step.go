@@ -88,7 +88,12 @@ func (c *Core) checkMessage(m *messages.RaftMessage) error {
 	if m.To != c.id {
 		return fmt.Errorf("%w: %s to %d stepped on %d", ErrWrongRecipient, m.Type, m.To, c.id)
 	}
-	if m.From == c.id || !c.trk.isVoter(m.From) {
+	// Senders outside the configuration are heard: a member that has not
+	// applied a change yet must still follow a leader, or vote for a
+	// candidate, that it does not know. Only tallies and quorums are
+	// restricted to the configuration. Keeping removed members out is the
+	// host's job.
+	if m.From == c.id || m.From == 0 {
 		return fmt.Errorf("%w: %s from %d", ErrUnknownPeer, m.Type, m.From)
 	}
 	switch m.Type {
@@ -187,6 +192,10 @@ func stepCandidate(c *Core, m *messages.RaftMessage) {
 
 func stepLeader(c *Core, m *messages.RaftMessage) {
 	p := c.trk.progress[m.From]
+	if p == nil {
+		// Not (or no longer) in the configuration.
+		return
+	}
 	switch m.Type {
 	case msgAppResp:
 		p.recentActive = true
@@ -217,7 +226,7 @@ func (c *Core) reset(term uint64) {
 	c.transferCampaign = false
 	c.trk.resetVotes()
 	last := c.log.lastIndex()
-	for _, id := range c.trk.voters {
+	for _, id := range c.trk.members() {
 		p := c.trk.progress[id]
 		p.resetState(ProgressProbe)
 		p.match, p.next = 0, last+1
@@ -275,6 +284,9 @@ func (c *Core) becomeLeader() {
 	self := c.trk.progress[c.id]
 	self.becomeReplicate()
 	self.match, self.next = c.log.persisted, c.log.lastIndex()+1
+	// Conf changes an earlier leader left in the log may still be
+	// uncommitted: no new one until all of them are handed out.
+	c.pendingConfIndex = c.log.lastIndex()
 	// An empty entry of the new term: committing it commits every earlier
 	// entry (§5.4.2) and tells the leader its commit index is current (§8).
 	c.appendEntries([]*messages.Entry{{Type: messages.EntryType_ENTRY_NORMAL}})
@@ -480,7 +492,7 @@ func (c *Core) maybeCommit() bool {
 func (c *Core) committedInTerm() bool { return c.log.mustTerm(c.log.committed) == c.term }
 
 func (c *Core) bcastAppend(sendIfEmpty bool) {
-	for _, id := range c.trk.voters {
+	for _, id := range c.trk.members() {
 		if id != c.id {
 			c.sendAppends(id, sendIfEmpty)
 		}
@@ -539,7 +551,7 @@ func (c *Core) sendAppend(id uint64, sendIfEmpty bool) bool {
 func (c *Core) sendSnapshot(id uint64, p *progress) {
 	c.send(&messages.RaftMessage{To: id, Type: msgSnap, Snapshot: &messages.SnapshotMeta{
 		Index: c.log.snapIndex, Term: c.log.snapTerm,
-		ConfState: &messages.ConfState{Voters: append([]uint64(nil), c.confState.Voters...)},
+		ConfState: cloneConf(c.snapConf),
 	}})
 	p.becomeSnapshot(c.log.snapIndex)
 }
@@ -613,7 +625,7 @@ func (c *Core) tickHeartbeat() {
 				c.becomeFollower(c.term, 0)
 				return
 			}
-			for _, id := range c.trk.voters {
+			for _, id := range c.trk.members() {
 				if id != c.id {
 					c.trk.progress[id].recentActive = false
 				}
@@ -639,7 +651,7 @@ func (c *Core) quorumActive() bool {
 }
 
 func (c *Core) bcastHeartbeat(ctx []byte) {
-	for _, id := range c.trk.voters {
+	for _, id := range c.trk.members() {
 		if id == c.id {
 			continue
 		}
