@@ -72,13 +72,15 @@ func startSpineWith(t *testing.T, log persistence.Log, withPeers bool) *spine {
 	env := &actors.Env{Logger: zerolog.Nop(), State: s.state, Fatal: func(err error) { s.fatal <- err }}
 	root := s.system.Root
 	voters, heartbeat := []uint64{1}, 10*time.Millisecond
-	var peers map[uint64]*actor.PID
+	// Peers are routed by peer address: member i is at 127.0.0.1:i.
+	peers := map[string]*actor.PID{}
+	members := []*messages.Member{{ID: 1, PeerURLs: []string{"http://127.0.0.1:1"}}}
 	if withPeers {
 		voters, heartbeat = []uint64{1, 2, 3}, time.Hour
 		s.peerMsgs = make(chan *messages.RaftMessage, 100)
-		peers = map[uint64]*actor.PID{}
 		for _, id := range []uint64{2, 3} {
-			peers[id] = root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+			members = append(members, &messages.Member{ID: id, PeerURLs: []string{fmt.Sprintf("http://127.0.0.1:%d", id)}})
+			peers[fmt.Sprintf("127.0.0.1:%d", id)] = root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
 				if m, ok := ctx.Message().(*messages.RaftMessage); ok {
 					s.peerMsgs <- m
 				}
@@ -91,8 +93,14 @@ func startSpineWith(t *testing.T, log persistence.Log, withPeers bool) *spine {
 	if _, err := root.SpawnNamed(actors.NewRaftNodeProps(env, actors.RaftNodeConfig{
 		Core:              raft.Config{ID: 1, Voters: voters, Rand: rand.New(rand.NewPCG(1, 2)), PreVote: true, CheckQuorum: true},
 		HeartbeatInterval: heartbeat,
-		Peers:             peers,
-		WAL:               walPID, Applier: applierPID,
+		Members:           members,
+		PeerPID: func(addr, name string) *actor.PID {
+			if name == actors.RaftName {
+				return peers[addr]
+			}
+			return nil
+		},
+		WAL: walPID, Applier: applierPID,
 	}), actors.RaftName); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,9 @@ import (
 	"sort"
 	"time"
 
+	"github.com/aetcd/aetcd/cluster/raft"
 	"github.com/aetcd/aetcd/messages"
+	"github.com/aetcd/aetcd/messages/rpcerr"
 	"github.com/aetcd/aetcd/persistence/mvcc"
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
@@ -39,6 +41,9 @@ type applier struct {
 	failed      bool
 	cancelTick  scheduler.CancelFunc
 	transfers   uint64 // snapshot transfers started
+	// removedSelf: a conf change removing this member was applied; the
+	// member stops once the batch is answered.
+	removedSelf bool
 }
 
 // waiter is a client awaiting the answer to a write this member proposed.
@@ -188,14 +193,22 @@ func (a *applier) onFlush(ctx actor.Context) {
 	}
 	a.releaseReads(ctx)
 	ctx.Send(a.raft, &messages.Applied{Index: a.applied})
-	if a.store.Pending() >= a.cfg.MaxPending {
+	if a.store.Pending() >= a.cfg.MaxPending || a.removedSelf {
 		a.commit(ctx)
+	}
+	if a.removedSelf && !a.failed {
+		a.failed = true
+		a.env.Logger.Warn().Msg("this member was removed from the cluster; stopping")
+		a.env.Fatal(ErrRemoved)
 	}
 }
 
 // applyEntry applies one committed entry. A normal entry with data that
 // does not decode is corruption: the member must stop.
 func (a *applier) applyEntry(ent *messages.Entry) (resp *messages.ClientResponse, origin, id uint64, err error) {
+	if ent.Type == messages.EntryType_ENTRY_CONF_CHANGE {
+		return a.applyConfChange(ent)
+	}
 	if ent.Type != messages.EntryType_ENTRY_NORMAL || len(ent.Data) == 0 {
 		a.store.SetConsistentIndex(ent.Index)
 		return nil, 0, 0, nil
@@ -205,30 +218,116 @@ func (a *applier) applyEntry(ent *messages.Entry) (resp *messages.ClientResponse
 		return nil, 0, 0, fmt.Errorf("applier: entry %d (term %d) does not decode: %w", ent.Index, ent.Term, err)
 	}
 	resp = a.store.Apply(ent.Index, &req)
-	if m := req.GetMemberAttributes(); m != nil {
+	if req.GetMemberAttributes() != nil {
 		if err := a.refreshMembers(); err != nil {
 			return nil, 0, 0, err
-		}
-		if m.ID == a.env.State.MemberID {
-			a.env.State.Published.Store(true)
 		}
 	}
 	return resp, req.Origin, req.Id, nil
 }
 
-// refreshMembers publishes the backend's member attributes to MemberState.
+// applyConfChange records a membership change in the backend's member
+// records, in the same batch as the consistent index. A change that does
+// not apply to the members (the Raft core ignores it too) changes nothing
+// and is answered with etcd's error.
+func (a *applier) applyConfChange(ent *messages.Entry) (*messages.ClientResponse, uint64, uint64, error) {
+	cc, cctx, err := DecodeConfChangeEntry(ent)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("applier: %w", err)
+	}
+	members, err := a.store.Members()
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("applier: %w", err)
+	}
+	var old *messages.Member
+	for _, m := range members {
+		if m.ID == cc.NodeId {
+			old = m
+		}
+	}
+	a.store.SetConsistentIndex(ent.Index)
+	if verr := raft.ValidConfChange(ConfStateOf(members), cc); verr != nil {
+		a.env.Logger.Warn().Err(verr).Uint64("index", ent.Index).Msg("membership change ignored")
+		e := rpcerr.MemberNotFound
+		switch {
+		case cc.Type == messages.ConfChangeType_CONF_ADD_NODE && old != nil:
+			e = errMemberNotLearner
+		case old != nil:
+			e = errMemberExist
+		}
+		return rpcerr.Response(e), cctx.Origin, cctx.Id, nil
+	}
+	var added *messages.Member
+	switch cc.Type {
+	case messages.ConfChangeType_CONF_ADD_NODE, messages.ConfChangeType_CONF_ADD_LEARNER_NODE:
+		if old != nil {
+			old.IsLearner = false
+			a.store.SaveMember(old)
+			break
+		}
+		added = &messages.Member{}
+		if m := cctx.GetMember(); m != nil {
+			added = proto.Clone(m).(*messages.Member)
+		}
+		added.ID = cc.NodeId
+		added.IsLearner = cc.Type == messages.ConfChangeType_CONF_ADD_LEARNER_NODE
+		a.store.SaveMember(added)
+	case messages.ConfChangeType_CONF_REMOVE_NODE:
+		a.store.RemoveMember(cc.NodeId)
+		if cc.NodeId == a.env.State.MemberID {
+			a.removedSelf = true
+		}
+	case messages.ConfChangeType_CONF_UPDATE_NODE:
+		old.PeerURLs = cctx.GetMember().GetPeerURLs()
+		a.store.SaveMember(old)
+	}
+	if err := a.refreshMembers(); err != nil {
+		return nil, 0, 0, err
+	}
+	a.env.Logger.Info().Str("change", cc.Type.String()).Str("member", fmt.Sprintf("%x", cc.NodeId)).
+		Uint64("index", ent.Index).Msg("membership change applied")
+	list := *a.env.State.Members.Load()
+	h := &messages.ResponseHeader{}
+	var resp *messages.ClientResponse
+	switch {
+	case added != nil:
+		resp = &messages.ClientResponse{Response: &messages.ClientResponse_MemberAdd{MemberAdd: &messages.MemberAddResponse{
+			Header: h, Members: list,
+			Member: &messages.Member{ID: added.ID, PeerURLs: added.PeerURLs, IsLearner: added.IsLearner},
+		}}}
+	case cc.Type == messages.ConfChangeType_CONF_ADD_NODE:
+		resp = &messages.ClientResponse{Response: &messages.ClientResponse_MemberPromote{MemberPromote: &messages.MemberPromoteResponse{Header: h, Members: list}}}
+	case cc.Type == messages.ConfChangeType_CONF_REMOVE_NODE:
+		resp = &messages.ClientResponse{Response: &messages.ClientResponse_MemberRemove{MemberRemove: &messages.MemberRemoveResponse{Header: h, Members: list}}}
+	default:
+		resp = &messages.ClientResponse{Response: &messages.ClientResponse_MemberUpdate{MemberUpdate: &messages.MemberUpdateResponse{Header: h, Members: list}}}
+	}
+	return resp, cctx.Origin, cctx.Id, nil
+}
+
+// refreshMembers publishes the backend's member records to MemberState.
 func (a *applier) refreshMembers() error {
 	ms, err := a.store.Members()
 	if err != nil {
 		return fmt.Errorf("applier: %w", err)
 	}
 	a.env.State.Members.Store(&ms)
+	// Without a record of its own (a joining member that has not applied
+	// its addition yet) the member keeps what it was told at start.
 	for _, m := range ms {
 		if m.ID == a.env.State.MemberID {
-			a.env.State.Published.Store(true)
+			a.env.State.IsLearner.Store(m.IsLearner)
 		}
 	}
 	return nil
+}
+
+// confState is the Raft configuration as of the applied index.
+func (a *applier) confState() *messages.ConfState {
+	if p := a.env.State.Members.Load(); p != nil {
+		return ConfStateOf(*p)
+	}
+	return &messages.ConfState{}
 }
 
 func (a *applier) fillHeader(resp *messages.ClientResponse, term uint64) {
@@ -242,6 +341,14 @@ func (a *applier) fillHeader(resp *messages.ClientResponse, term uint64) {
 		h = r.Txn.GetHeader()
 	case *messages.ClientResponse_Compaction:
 		h = r.Compaction.GetHeader()
+	case *messages.ClientResponse_MemberAdd:
+		h = r.MemberAdd.GetHeader()
+	case *messages.ClientResponse_MemberRemove:
+		h = r.MemberRemove.GetHeader()
+	case *messages.ClientResponse_MemberUpdate:
+		h = r.MemberUpdate.GetHeader()
+	case *messages.ClientResponse_MemberPromote:
+		h = r.MemberPromote.GetHeader()
 	}
 	if h != nil {
 		h.ClusterId = a.env.State.ClusterID
@@ -301,7 +408,7 @@ func (a *applier) commit(ctx actor.Context) {
 		return
 	}
 	if a.appliedTerm != 0 {
-		ctx.Send(a.raft, &messages.BackendCommitted{Index: a.applied, Term: a.appliedTerm})
+		ctx.Send(a.raft, &messages.BackendCommitted{Index: a.applied, Term: a.appliedTerm, ConfState: a.confState()})
 	}
 }
 
@@ -342,6 +449,11 @@ func (a *applier) onSendSnapshot(ctx actor.Context, msg *messages.SendSnapshot) 
 	if a.failed {
 		return
 	}
+	removed, err := a.store.RemovedMembers()
+	if err != nil {
+		failed(err.Error())
+		return
+	}
 	snap, err := a.store.OpenSnapshot()
 	if err != nil {
 		failed(err.Error())
@@ -350,8 +462,12 @@ func (a *applier) onSendSnapshot(ctx actor.Context, msg *messages.SendSnapshot) 
 	a.transfers++
 	id := uint64(time.Now().UnixNano())<<8 | a.transfers&0xff
 	tmpl := &messages.SnapshotChunk{
-		Meta:   &messages.SnapshotMeta{Index: a.applied, Term: a.appliedTerm, ConfState: msg.ConfState},
+		Meta:   &messages.SnapshotMeta{Index: a.applied, Term: a.appliedTerm, ConfState: a.confState()},
 		Leader: a.env.State.MemberID, Term: msg.Term, TransferId: id,
+		Members: *a.env.State.Members.Load(),
+	}
+	for rid := range removed {
+		tmpl.Removed = append(tmpl.Removed, rid)
 	}
 	name := fmt.Sprintf("snapsend-%x", id)
 	if _, err := ctx.SpawnNamed(newSnapshotSenderProps(a.env, snap, tmpl, msg.To, msg.Receiver, a.raft, a.cfg.SnapshotTimeout), name); err != nil {

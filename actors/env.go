@@ -36,10 +36,15 @@ type MemberState struct {
 	CommitIndex  atomic.Uint64 // raft node
 	AppliedIndex atomic.Uint64 // applier
 
-	// Members holds the member attributes published through Raft, ordered
-	// by ID; Published is set once this member's own are applied.
-	Members   atomic.Pointer[[]*messages.Member] // applier
-	Published atomic.Bool                        // applier
+	// Members holds the backend's member records (membership changes and
+	// published attributes), ordered by ID.
+	Members atomic.Pointer[[]*messages.Member] // applier
+	// IsLearner: this member is a learner (serves only Status and
+	// serializable Range).
+	IsLearner atomic.Bool // applier
+	// PeerAddrs maps member IDs to their peer (remoting) addresses, as of
+	// the conf changes handed out for applying.
+	PeerAddrs atomic.Pointer[map[uint64]string] // raft node
 
 	WALSyncs   atomic.Uint64 // WAL writer: fdatasyncs done
 	WALEntries atomic.Uint64 // WAL writer: entries made durable

@@ -35,7 +35,9 @@ type GatewayConfig struct {
 	MaxRequestBytes int
 	RequestTimeout  time.Duration
 	QuotaBytes      int64
-	Members         []*messages.Member
+	// PeerPID returns the PID of actor name on the member whose peer
+	// address is addr; nil means actor.NewPID (remoting).
+	PeerPID func(addr, name string) *actor.PID
 }
 
 // NewGatewayProps returns the props of a gateway in front of raft (the raft
@@ -62,6 +64,10 @@ func (g *gateway) onClientRequest(ctx actor.Context, req *messages.ClientRequest
 		ctx.Respond(rpcerr.Response(err))
 		return
 	}
+	if g.env.State.IsLearner.Load() && !learnerServes(req) {
+		ctx.Respond(rpcerr.Response(rpcerr.LearnerNotSupported))
+		return
+	}
 	switch r := req.Request.(type) {
 	case *messages.ClientRequest_Range:
 		g.read(ctx, r.Range.Serializable, func(v *mvcc.View) *messages.ClientResponse { return g.serveRange(v, r.Range) })
@@ -86,9 +92,19 @@ func (g *gateway) onClientRequest(ctx actor.Context, req *messages.ClientRequest
 	case *messages.ClientRequest_MoveLeader:
 		ctx.RequestWithCustomSender(g.raft, req, ctx.Sender())
 	case *messages.ClientRequest_MemberList:
-		ctx.Respond(&messages.ClientResponse{Response: &messages.ClientResponse_MemberList{MemberList: &messages.MemberListResponse{
-			Header: g.header(), Members: g.members(),
-		}}})
+		serve := func(*mvcc.View) *messages.ClientResponse {
+			return &messages.ClientResponse{Response: &messages.ClientResponse_MemberList{MemberList: &messages.MemberListResponse{
+				Header: g.clusterHeader(), Members: g.members(),
+			}}}
+		}
+		if r.MemberList.Linearizable {
+			g.read(ctx, false, serve)
+			return
+		}
+		ctx.Respond(serve(nil))
+	case *messages.ClientRequest_MemberAdd, *messages.ClientRequest_MemberRemove,
+		*messages.ClientRequest_MemberUpdate, *messages.ClientRequest_MemberPromote:
+		g.memberChange(ctx, req)
 	default:
 		ctx.Respond(rpcerr.Response(&messages.Error{Code: 12, Message: "aetcd: empty or unsupported request"}))
 	}
@@ -170,25 +186,34 @@ func (g *gateway) readIndex(root *actor.RootContext) *messages.Error {
 	return ready.Error
 }
 
-// members lists the initial cluster's members with the attributes they
-// published (client URLs); a member that has not published yet has none,
-// except this member, which knows its own.
+// members lists the members as of the applied index, ordered by ID: a
+// member that has not published its attributes yet has no client URLs
+// (and no name if it was added by MemberAdd).
 func (g *gateway) members() []*messages.Member {
-	published := map[uint64]*messages.Member{}
 	if p := g.env.State.Members.Load(); p != nil {
-		for _, m := range *p {
-			published[m.ID] = m
-		}
+		return *p
 	}
-	out := make([]*messages.Member, 0, len(g.cfg.Members))
-	for _, m := range g.cfg.Members {
-		mm := &messages.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs}
-		if p, ok := published[m.ID]; ok {
-			mm.Name, mm.ClientURLs = p.Name, p.ClientURLs
-		}
-		out = append(out, mm)
+	return nil
+}
+
+// clusterHeader is the header of Cluster service responses (etcd fills no
+// revision there).
+func (g *gateway) clusterHeader() *messages.ResponseHeader {
+	h := &messages.ResponseHeader{}
+	g.fill(h)
+	return h
+}
+
+// learnerServes is etcd's isRPCSupportedForLearner: Status and
+// serializable Range only.
+func learnerServes(req *messages.ClientRequest) bool {
+	switch r := req.Request.(type) {
+	case *messages.ClientRequest_Status:
+		return true
+	case *messages.ClientRequest_Range:
+		return r.Range.Serializable
 	}
-	return out
+	return false
 }
 
 func (g *gateway) header() *messages.ResponseHeader {
@@ -218,6 +243,7 @@ func (g *gateway) status() *messages.StatusResponse {
 		RaftTerm:         g.env.State.Term.Load(),
 		RaftAppliedIndex: g.env.State.AppliedIndex.Load(),
 		DbSizeQuota:      g.cfg.QuotaBytes,
+		IsLearner:        g.env.State.IsLearner.Load(),
 		StorageVersion:   "3.6.0",
 	}
 }

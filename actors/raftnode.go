@@ -3,6 +3,7 @@ package actors
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aetcd/aetcd/cluster/raft"
@@ -31,7 +32,15 @@ type raftNode struct {
 	behavior actor.Behavior
 	wal      *actor.PID
 	applier  *actor.PID
-	peers    map[uint64]*actor.PID
+	// peers and receivers route to the other members' raft nodes and
+	// snapshot receivers, rebuilt from registry on every conf change.
+	peers        map[uint64]*actor.PID
+	receivers    map[uint64]*actor.PID
+	registry     memberRegistry
+	removedAddrs map[uint64]string
+	// lastHeard is the tick count at which each peer's Raft traffic last
+	// arrived.
+	lastHeard map[uint64]uint64
 
 	proposals []*messages.Propose
 	senders   []*actor.PID
@@ -46,10 +55,13 @@ type raftNode struct {
 	// the tick count at which each transfer started.
 	sendingSnapshot map[uint64]uint64
 	ticks           uint64
-	transfers       []transferWait
-	role            raft.Role
-	cancelTick      scheduler.CancelFunc
-	failed          bool
+	// snapMembers is the membership of the last snapshot received from the
+	// leader; it replaces the registry when the core restores the snapshot.
+	snapMembers *messages.SnapshotReceived
+	transfers   []transferWait
+	role        raft.Role
+	cancelTick  scheduler.CancelFunc
+	failed      bool
 }
 
 // transferWait is a client awaiting a leadership transfer to target, until
@@ -74,8 +86,19 @@ type RaftNodeConfig struct {
 	HeartbeatInterval time.Duration
 	WAL               *actor.PID
 	Applier           *actor.PID
-	// Peers maps member IDs to their raft node PIDs (empty with one member).
-	Peers map[uint64]*actor.PID
+	// Members and Removed are the membership as of Restore.Applied (the
+	// backend's member records); conf change entries handed out later
+	// update it, and with it the routes to the peers.
+	Members []*messages.Member
+	Removed map[uint64]bool
+	// MaxLearners bounds the learners a member add may create (default 1).
+	MaxLearners int
+	// PeerPID returns the PID of actor name on the member whose peer
+	// address (host:port) is addr; nil means actor.NewPID (remoting).
+	PeerPID func(addr, name string) *actor.PID
+	// OnPeers, if set, is called with the other members' peer addresses
+	// whenever they change.
+	OnPeers func(addrs []string)
 	// Attributes are this member's name and URLs, published through Raft
 	// once a leader is known (and again until applied).
 	Attributes *messages.Member
@@ -86,9 +109,6 @@ type RaftNodeConfig struct {
 	// behind a snapshot, so a follower slightly behind catches up from the
 	// log; 0 means DefaultCatchUpEntries.
 	CatchUpEntries uint64
-	// SnapshotReceivers maps member IDs to their snapshot receivers, which
-	// a leader streams its backend to when a follower needs a snapshot.
-	SnapshotReceivers map[uint64]*actor.PID
 }
 
 // DefaultCatchUpEntries is RaftNodeConfig.CatchUpEntries's default (etcd's).
@@ -101,7 +121,8 @@ func NewRaftNodeProps(env *Env, cfg RaftNodeConfig) *actor.Props {
 		if cfg.CatchUpEntries == 0 {
 			cfg.CatchUpEntries = DefaultCatchUpEntries
 		}
-		n := &raftNode{env: env, cfg: cfg, wal: cfg.WAL, applier: cfg.Applier, peers: cfg.Peers,
+		n := &raftNode{env: env, cfg: cfg, wal: cfg.WAL, applier: cfg.Applier,
+			registry: newMemberRegistry(cfg.Members, cfg.Removed), removedAddrs: map[uint64]string{}, lastHeard: map[uint64]uint64{},
 			behavior: actor.NewBehavior(), readWait: map[uint64][]*actor.PID{}, sendingSnapshot: map[uint64]uint64{}}
 		n.behavior.Become(n.follower)
 		return n
@@ -130,6 +151,13 @@ func (n *raftNode) common(ctx actor.Context) bool {
 		n.expireSnapshotTransfers()
 		n.schedule(ctx)
 	case *messages.RaftMessage:
+		// A removed member is not heard, except when, as the leader that
+		// removed itself, it hands leadership over on its way out.
+		if n.registry.removed[msg.From] && msg.Type != messages.RaftMessageType_MSG_TIMEOUT_NOW {
+			n.onRemovedPeer(ctx, msg.From)
+			return true
+		}
+		n.lastHeard[msg.From] = n.ticks
 		if err := n.core.Step(msg); err != nil {
 			n.env.Logger.Debug().Err(err).Uint64("from", msg.From).Msg("raft message dropped")
 		}
@@ -149,6 +177,12 @@ func (n *raftNode) common(ctx actor.Context) bool {
 		n.onSnapshotStatus(ctx, msg)
 	case *messages.Flush:
 		n.onFlush(ctx)
+	case *messages.MemberRemoved:
+		// The member stops (Fatal runs once); until then this node goes on,
+		// so a removed leader can still hand leadership over.
+		if msg.Id == n.cfg.Core.ID {
+			n.env.Fatal(ErrRemoved)
+		}
 	default:
 		return false
 	}
@@ -169,6 +203,8 @@ func (n *raftNode) nonLeader(ctx actor.Context) {
 	switch ctx.Message().(type) {
 	case *messages.ClientRequest:
 		ctx.Respond(rpcerr.Response(rpcerr.NotLeader))
+	case *messages.MemberChange:
+		ctx.Respond(rpcerr.Response(rpcerr.LeaderChanged))
 	case *messages.TransferLeadership:
 		ctx.Respond(rpcerr.Response(rpcerr.NotLeader))
 	default:
@@ -185,6 +221,8 @@ func (n *raftNode) leader(ctx actor.Context) {
 		n.onForwardProposals(ctx, msg)
 	case *messages.ClientRequest:
 		n.onMoveLeader(ctx, msg.GetMoveLeader().GetTargetID())
+	case *messages.MemberChange:
+		n.onMemberChange(ctx, msg)
 	case *messages.TransferLeadership:
 		n.onMoveLeader(ctx, n.bestTransferee())
 	default:
@@ -214,20 +252,16 @@ func (n *raftNode) onMoveLeader(ctx actor.Context, target uint64) {
 }
 
 func (n *raftNode) isVoter(id uint64) bool {
-	for _, v := range n.cfg.Core.Voters {
-		if v == id {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(n.core.ConfState().Voters, id)
 }
 
 // bestTransferee is the follower with the highest match index (this member
 // itself when it has no followers).
 func (n *raftNode) bestTransferee() uint64 {
 	best, bestMatch := n.cfg.Core.ID, uint64(0)
-	for id, p := range n.core.Status().Progress {
-		if id != n.cfg.Core.ID && p.Match >= bestMatch {
+	st := n.core.Status()
+	for id, p := range st.Progress {
+		if id != n.cfg.Core.ID && slices.Contains(st.Voters, id) && p.Match >= bestMatch {
 			best, bestMatch = id, p.Match
 		}
 	}
@@ -310,8 +344,13 @@ func (n *raftNode) onStarted(ctx actor.Context) {
 	if snap := n.cfg.Restore.Snapshot; snap != nil {
 		n.snapshotAt = snap.Index
 	}
+	n.routePeers()
 	n.cancelTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(n.cfg.HeartbeatInterval, n.cfg.HeartbeatInterval, ctx.Self(), &messages.Tick{})
-	if len(n.cfg.Core.Voters) == 1 && n.cfg.Core.Voters[0] == n.cfg.Core.ID {
+	// Hand out what the restored log has committed (on a new cluster, the
+	// conf changes that make up the initial membership), then, as the only
+	// voter, campaign at once rather than after an election timeout.
+	n.handleReady(ctx)
+	if v := n.core.ConfState().Voters; len(v) == 1 && v[0] == n.cfg.Core.ID {
 		n.core.Campaign()
 	}
 	n.schedule(ctx)
@@ -411,6 +450,14 @@ func (n *raftNode) handleReady(ctx actor.Context) {
 		if rd.HardState != nil || len(rd.Entries) > 0 || rd.Snapshot != nil {
 			w := persistWait{hardState: rd.HardState, snapshot: rd.Snapshot}
 			if s := rd.Snapshot; s != nil {
+				if sm := n.snapMembers; sm != nil && sm.Meta.Index == s.Index && len(sm.Members) > 0 {
+					removed := map[uint64]bool{}
+					for _, id := range sm.Removed {
+						removed[id] = true
+					}
+					n.registry = newMemberRegistry(sm.Members, removed)
+					n.routePeers()
+				}
 				w.index, w.term = s.Index, s.Term
 				n.env.Logger.Info().Uint64("index", s.Index).Uint64("term", s.Term).Msg("snapshot from the leader: persisting")
 			}
@@ -423,10 +470,15 @@ func (n *raftNode) handleReady(ctx actor.Context) {
 		if len(rd.CommittedEntries) > 0 {
 			ctx.Send(n.applier, &messages.Apply{Entries: rd.CommittedEntries})
 		}
+		n.core.Advance(rd)
+		for _, e := range rd.CommittedEntries {
+			if e.Type == messages.EntryType_ENTRY_CONF_CHANGE {
+				n.onConfChangeHandedOut(ctx, e)
+			}
+		}
 		for _, rs := range rd.ReadStates {
 			n.readStateReady(ctx, rs)
 		}
-		n.core.Advance(rd)
 	}
 }
 
@@ -502,7 +554,27 @@ func (n *raftNode) send(ctx actor.Context, msgs []*messages.RaftMessage) {
 		if pid, ok := n.peers[m.To]; ok {
 			ctx.Send(pid, m)
 		}
+		if m.Type == messages.RaftMessageType_MSG_TIMEOUT_NOW && n.registry.removed[n.cfg.Core.ID] {
+			// A removed leader never hears who leads next: handing over is
+			// all it can do.
+			n.settleTransfersTo(ctx, m.To)
+		}
 	}
+}
+
+// settleTransfersTo answers the transfer waiters whose target is to as done.
+func (n *raftNode) settleTransfersTo(ctx actor.Context, to uint64) {
+	kept := n.transfers[:0]
+	for _, w := range n.transfers {
+		if w.target != to {
+			kept = append(kept, w)
+			continue
+		}
+		if w.replyTo != nil {
+			ctx.Send(w.replyTo, n.moveLeaderDone())
+		}
+	}
+	n.transfers = kept
 }
 
 func (n *raftNode) onPersisted(ctx actor.Context, msg *messages.Persisted) {
@@ -549,7 +621,7 @@ func (n *raftNode) onBackendCommitted(ctx actor.Context, msg *messages.BackendCo
 	}
 	n.snapshotAt = msg.Index
 	ctx.Send(n.wal, &messages.SaveSnapshot{Meta: &messages.SnapshotMeta{Index: msg.Index, Term: msg.Term,
-		ConfState: &messages.ConfState{Voters: n.cfg.Core.Voters}}})
+		ConfState: msg.ConfState}})
 	if keep := n.cfg.CatchUpEntries; msg.Index > keep {
 		if err := n.core.Compact(msg.Index - keep); err != nil {
 			n.env.Logger.Debug().Err(err).Uint64("index", msg.Index-keep).Msg("raft log not compacted")
@@ -561,14 +633,13 @@ func (n *raftNode) onBackendCommitted(ctx actor.Context, msg *messages.BackendCo
 // a transfer of the backend: the applier streams it, as of its applied
 // index, to the follower's snapshot receiver and reports SnapshotStatus.
 func (n *raftNode) sendSnapshot(ctx actor.Context, m *messages.RaftMessage) {
-	receiver := n.cfg.SnapshotReceivers[m.To]
+	receiver := n.receivers[m.To]
 	if _, busy := n.sendingSnapshot[m.To]; receiver == nil || busy {
 		return
 	}
 	n.sendingSnapshot[m.To] = n.ticks
 	n.env.Logger.Info().Uint64("to", m.To).Uint64("log-start", m.Snapshot.GetIndex()).Msg("follower is behind the compacted log: sending a snapshot")
-	ctx.Send(n.applier, &messages.SendSnapshot{To: m.To, Term: n.core.Term(), Receiver: receiver,
-		ConfState: &messages.ConfState{Voters: n.cfg.Core.Voters}})
+	ctx.Send(n.applier, &messages.SendSnapshot{To: m.To, Term: n.core.Term(), Receiver: receiver})
 }
 
 // snapshotTransferLimit bounds how long the raft node waits for a
@@ -610,6 +681,7 @@ func (n *raftNode) onSnapshotReceived(ctx actor.Context, msg *messages.SnapshotR
 		return
 	}
 	n.env.Logger.Info().Uint64("index", msg.Meta.Index).Uint64("term", msg.Meta.Term).Uint64("leader", msg.Leader).Msg("snapshot received")
+	n.snapMembers = msg
 	if err := n.core.Step(&messages.RaftMessage{Type: messages.RaftMessageType_MSG_SNAP, From: msg.Leader,
 		To: n.cfg.Core.ID, Term: msg.Term, Snapshot: msg.Meta}); err != nil {
 		n.env.Logger.Warn().Err(err).Msg("received snapshot dropped")
@@ -617,10 +689,23 @@ func (n *raftNode) onSnapshotReceived(ctx actor.Context, msg *messages.SnapshotR
 	n.schedule(ctx)
 }
 
+// attributesApplied reports whether the backend's record of this member
+// holds its configured name and client URLs.
+func (n *raftNode) attributesApplied() bool {
+	if p := n.env.State.Members.Load(); p != nil {
+		for _, m := range *p {
+			if m.ID == n.cfg.Core.ID {
+				return m.Name == n.cfg.Attributes.Name && slices.Equal(m.ClientURLs, n.cfg.Attributes.ClientURLs)
+			}
+		}
+	}
+	return false
+}
+
 // publish queues a proposal of this member's attributes unless they are
 // already applied; a lost one is retried every election timeout.
 func (n *raftNode) publish(ctx actor.Context) {
-	if n.cfg.Attributes == nil || n.env.State.Published.Load() || n.core.Leader() == 0 {
+	if n.cfg.Attributes == nil || n.attributesApplied() || n.core.Leader() == 0 {
 		return
 	}
 	n.proposals = append(n.proposals, &messages.Propose{Request: &messages.InternalRequest{

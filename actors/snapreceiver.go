@@ -117,7 +117,7 @@ func (r *snapshotReceiver) onChunk(ctx actor.Context, c *messages.SnapshotChunk)
 		return
 	}
 	r.cur = nil
-	ctx.Send(r.raft, &messages.SnapshotReceived{Leader: c.Leader, Term: c.Term, Meta: c.Meta})
+	ctx.Send(r.raft, &messages.SnapshotReceived{Leader: c.Leader, Term: c.Term, Meta: c.Meta, Members: c.Members, Removed: c.Removed})
 	r.reply(ctx, c, &messages.SnapshotAck{TransferId: c.TransferId, Offset: c.Offset, Last: true})
 }
 

@@ -130,6 +130,7 @@ func (w *chunkWriter) emit(last bool) error {
 		TransferId: w.s.chunk.TransferId, Offset: w.offset, Data: w.buf, Last: last}
 	if last {
 		c.Sha256 = w.hash.Sum(nil)
+		c.Members, c.Removed = w.s.chunk.Members, w.s.chunk.Removed
 	}
 	w.offset += uint64(len(w.buf))
 	w.buf = make([]byte, 0, SnapshotChunkBytes)

@@ -174,8 +174,8 @@ func (c *Config) Validate() error {
 	if !found {
 		return fmt.Errorf("%w: --initial-cluster has no member %q with peer URLs %s", ErrBadConfig, c.Name, strings.Join(c.InitialAdvertisePeerURLs, ","))
 	}
-	if c.InitialClusterState == "existing" {
-		return fmt.Errorf("%w: --initial-cluster-state existing (joining a running cluster) is not implemented yet", ErrBadConfig)
+	if c.InitialClusterState == "existing" && len(members) < 2 {
+		return fmt.Errorf("%w: --initial-cluster-state existing: --initial-cluster must name the running members to join besides %q", ErrBadConfig, c.Name)
 	}
 	c.ClusterID = cluster.ClusterID(ids)
 	if c.ListenRemotingAddr == "" {

@@ -177,10 +177,18 @@ func (a *etcdAPI) register(s *grpc.Server) {
 			unary(a, "MemberList", func(r *messages.MemberListRequest) *messages.ClientRequest {
 				return &messages.ClientRequest{Request: &messages.ClientRequest_MemberList{MemberList: r}}
 			}, func(r *messages.ClientResponse) proto.Message { return nonNil(r.GetMemberList()) }),
-			unimplemented("MemberAdd"),
-			unimplemented("MemberRemove"),
-			unimplemented("MemberUpdate"),
-			unimplemented("MemberPromote"),
+			unary(a, "MemberAdd", func(r *messages.MemberAddRequest) *messages.ClientRequest {
+				return &messages.ClientRequest{Request: &messages.ClientRequest_MemberAdd{MemberAdd: r}}
+			}, func(r *messages.ClientResponse) proto.Message { return nonNil(r.GetMemberAdd()) }),
+			unary(a, "MemberRemove", func(r *messages.MemberRemoveRequest) *messages.ClientRequest {
+				return &messages.ClientRequest{Request: &messages.ClientRequest_MemberRemove{MemberRemove: r}}
+			}, func(r *messages.ClientResponse) proto.Message { return nonNil(r.GetMemberRemove()) }),
+			unary(a, "MemberUpdate", func(r *messages.MemberUpdateRequest) *messages.ClientRequest {
+				return &messages.ClientRequest{Request: &messages.ClientRequest_MemberUpdate{MemberUpdate: r}}
+			}, func(r *messages.ClientResponse) proto.Message { return nonNil(r.GetMemberUpdate()) }),
+			unary(a, "MemberPromote", func(r *messages.MemberPromoteRequest) *messages.ClientRequest {
+				return &messages.ClientRequest{Request: &messages.ClientRequest_MemberPromote{MemberPromote: r}}
+			}, func(r *messages.ClientResponse) proto.Message { return nonNil(r.GetMemberPromote()) }),
 		},
 		Metadata: "rpc.proto",
 	}, anyImpl)

@@ -11,11 +11,14 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aetcd/aetcd/actors"
+	"github.com/aetcd/aetcd/cluster"
 	"github.com/aetcd/aetcd/cluster/raft"
 	"github.com/aetcd/aetcd/cluster/remoting"
 	"github.com/aetcd/aetcd/messages"
@@ -27,6 +30,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // Member is one running aetcd member.
@@ -42,7 +46,11 @@ type Member struct {
 
 	raftPID, walPID, applierPID, gatewayPID, snapPID *actor.PID
 
+	peerWatchMu   sync.Mutex
 	stopPeerWatch func()
+	stopping      atomic.Bool
+	// joinMembers is the membership a joining member was told about.
+	joinMembers []*messages.Member
 
 	grpcSrv   *grpc.Server
 	httpSrv   *http.Server
@@ -77,7 +85,10 @@ func Start(cfg Config, log zerolog.Logger) (_ *Member, err error) {
 	if replay.TornTailRepaired {
 		log.Warn().Msg("WAL had a torn last record (unacknowledged write); truncated it")
 	}
-	if err := m.checkMetadata(replay.Metadata); err != nil {
+	if err := m.startSystem(); err != nil {
+		return nil, err
+	}
+	if err := m.bindDataDir(replay); err != nil {
 		return nil, err
 	}
 	store, err := mvcc.Open(filepath.Join(cfg.DataDir, "member", "snap", "db"), mvcc.Options{})
@@ -101,17 +112,35 @@ func Start(cfg Config, log zerolog.Logger) (_ *Member, err error) {
 	if ci := store.ConsistentIndex(); ci > lastIndex {
 		return nil, fmt.Errorf("data dir %s: backend has applied through index %d but the WAL ends at %d: WAL lost or truncated; refusing to start", cfg.DataDir, ci, lastIndex)
 	}
-	m.state = &actors.MemberState{MemberID: cfg.MemberID, ClusterID: cfg.ClusterID}
+	m.state = &actors.MemberState{MemberID: m.cfg.MemberID, ClusterID: m.cfg.ClusterID}
+	members, err := store.Members()
+	if err != nil {
+		return nil, err
+	}
+	removed, err := store.RemovedMembers()
+	if err != nil {
+		return nil, err
+	}
+	if len(members) == 0 {
+		// A member joining a running cluster: the members it was told about
+		// route its first Raft messages until its log or a snapshot says more.
+		members = m.joinMembers
+	}
+	for _, mem := range members {
+		if mem.ID == m.cfg.MemberID {
+			m.state.IsLearner.Store(mem.IsLearner)
+		}
+	}
 	// From startActors on, the store belongs to the applier actor.
 	applied, rev := store.ConsistentIndex(), store.Rev()
-	if err := m.startActors(replay, applied); err != nil {
+	if err := m.startActors(replay, applied, members, removed); err != nil {
 		return nil, err
 	}
 	if err := m.serveClients(); err != nil {
 		return nil, err
 	}
-	log.Info().Str("name", cfg.Name).Str("member-id", fmt.Sprintf("%x", cfg.MemberID)).
-		Str("cluster-id", fmt.Sprintf("%x", cfg.ClusterID)).Strs("client-urls", m.clientAddrs).
+	log.Info().Str("name", cfg.Name).Str("member-id", fmt.Sprintf("%x", m.cfg.MemberID)).
+		Str("cluster-id", fmt.Sprintf("%x", m.cfg.ClusterID)).Strs("client-urls", m.clientAddrs).
 		Str("remoting-addr", m.system.Address()).Str("data-dir", cfg.DataDir).
 		Uint64("consistent-index", applied).Int64("revision", rev).
 		Msg("ready to serve client requests")
@@ -164,15 +193,39 @@ func (m *Member) finishSnapshotInstall(snap *messages.SnapshotMeta) error {
 	return nil
 }
 
-// checkMetadata binds the data dir to this member and cluster: a fresh WAL
-// records the IDs, an existing one must hold the same.
-func (m *Member) checkMetadata(md []byte) error {
-	want := make([]byte, 16)
-	binary.BigEndian.PutUint64(want[0:], m.cfg.MemberID)
-	binary.BigEndian.PutUint64(want[8:], m.cfg.ClusterID)
+// bindDataDir binds the data dir to this member and cluster. A fresh WAL
+// records the IDs: on a new cluster those --initial-cluster derives, and
+// the WAL starts with the conf changes that make up the initial membership
+// (term 1, committed, as etcd's bootstrap); a member joining a running
+// cluster (--initial-cluster-state existing) learns its IDs from the
+// members it was added to. An existing WAL holds the IDs: on a new cluster
+// they must be the derived ones, a joined member takes them from the WAL.
+func (m *Member) bindDataDir(replay *wal.Replay) error {
+	md := replay.Metadata
 	if md == nil {
+		var ents []*messages.Entry
+		var hs *messages.HardState
+		if m.cfg.InitialClusterState == "existing" {
+			if err := m.join(); err != nil {
+				return err
+			}
+		} else {
+			var err error
+			if ents, hs, err = bootstrapEntries(m.cfg.Members); err != nil {
+				return err
+			}
+		}
+		want := make([]byte, 16)
+		binary.BigEndian.PutUint64(want[0:], m.cfg.MemberID)
+		binary.BigEndian.PutUint64(want[8:], m.cfg.ClusterID)
 		if err := m.wal.SaveMetadata(want); err != nil {
 			return err
+		}
+		if ents != nil {
+			if err := m.wal.Save(hs, ents); err != nil {
+				return err
+			}
+			replay.Entries, replay.HardState = ents, hs
 		}
 		return m.wal.Sync()
 	}
@@ -180,12 +233,100 @@ func (m *Member) checkMetadata(md []byte) error {
 		return fmt.Errorf("data dir %s: WAL metadata is %d bytes, want 16: not an aetcd data dir", m.cfg.DataDir, len(md))
 	}
 	gotMember, gotCluster := binary.BigEndian.Uint64(md[0:]), binary.BigEndian.Uint64(md[8:])
-	if gotMember != m.cfg.MemberID || gotCluster != m.cfg.ClusterID {
-		return fmt.Errorf("data dir %s belongs to member %x of cluster %x, not member %x of cluster %x (check --name, --initial-advertise-peer-urls, --initial-cluster and --initial-cluster-token)",
+	if m.cfg.InitialClusterState == "new" && (gotMember != m.cfg.MemberID || gotCluster != m.cfg.ClusterID) {
+		return fmt.Errorf("data dir %s belongs to member %x of cluster %x, not member %x of cluster %x (check --name, --initial-advertise-peer-urls, --initial-cluster and --initial-cluster-token; a member added with member add restarts with --initial-cluster-state existing)",
 			m.cfg.DataDir, gotMember, gotCluster, m.cfg.MemberID, m.cfg.ClusterID)
 	}
+	m.cfg.MemberID, m.cfg.ClusterID = gotMember, gotCluster
 	return nil
 }
+
+// bootstrapEntries are the first entries of a new cluster's log: one
+// committed conf change adding each initial member as a voter, in ID order,
+// in term 1. Every member writes the same ones.
+func bootstrapEntries(members []cluster.Member) ([]*messages.Entry, *messages.HardState, error) {
+	ents := make([]*messages.Entry, 0, len(members))
+	for i, mem := range members {
+		cctx, err := proto.Marshal(&messages.ConfChangeContext{Member: &messages.Member{ID: mem.ID, Name: mem.Name, PeerURLs: mem.PeerURLs}})
+		if err != nil {
+			return nil, nil, err
+		}
+		data, err := proto.Marshal(&messages.ConfChange{Type: messages.ConfChangeType_CONF_ADD_NODE, NodeId: mem.ID, Context: cctx})
+		if err != nil {
+			return nil, nil, err
+		}
+		ents = append(ents, &messages.Entry{Term: 1, Index: uint64(i + 1), Type: messages.EntryType_ENTRY_CONF_CHANGE, Data: data})
+	}
+	return ents, &messages.HardState{Term: 1, Commit: uint64(len(ents))}, nil
+}
+
+// join asks the other members named in --initial-cluster for the cluster's
+// membership (a linearizable member list through their gateways), and
+// takes this member's ID (the one member add assigned to its peer URLs) and
+// the cluster ID from it.
+func (m *Member) join() error {
+	self := slices.Clone(m.cfg.InitialAdvertisePeerURLs)
+	slices.Sort(self)
+	var addrs []string
+	for _, mem := range m.cfg.Members {
+		if mem.Name == m.cfg.Name {
+			continue
+		}
+		for _, u := range mem.PeerURLs {
+			addr, err := hostPort(u)
+			if err != nil {
+				return err
+			}
+			addrs = append(addrs, addr)
+		}
+	}
+	if len(addrs) == 0 {
+		return fmt.Errorf("--initial-cluster-state existing: --initial-cluster names no other member to join")
+	}
+	deadline := time.Now().Add(m.cfg.RequestTimeout)
+	var lastErr error
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		addr := addrs[attempt%len(addrs)]
+		res, err := m.system.Root.RequestFuture(m.peerPID(addr, actors.GatewayName),
+			&messages.ClientRequest{Request: &messages.ClientRequest_MemberList{MemberList: &messages.MemberListRequest{Linearizable: true}}},
+			time.Second).Result()
+		resp, _ := res.(*messages.ClientResponse)
+		switch {
+		case err != nil:
+			lastErr = fmt.Errorf("%s: %w", addr, err)
+		case resp.GetError() != nil:
+			lastErr = fmt.Errorf("%s: %s", addr, resp.GetError().Message)
+		case resp.GetMemberList() == nil:
+			lastErr = fmt.Errorf("%s: unexpected answer to member list", addr)
+		default:
+			list := resp.GetMemberList()
+			for _, mem := range list.Members {
+				urls := slices.Clone(mem.PeerURLs)
+				slices.Sort(urls)
+				if !slices.Equal(urls, self) {
+					continue
+				}
+				if mem.Name != "" {
+					return fmt.Errorf("--initial-cluster-state existing: member %x with peer URLs %s has already been bootstrapped (its data dir was lost: remove it and add it again)",
+						mem.ID, strings.Join(self, ","))
+				}
+				m.cfg.MemberID, m.cfg.ClusterID = mem.ID, list.Header.GetClusterId()
+				m.joinMembers = list.Members
+				m.log.Info().Str("member-id", fmt.Sprintf("%x", mem.ID)).Str("cluster-id", fmt.Sprintf("%x", m.cfg.ClusterID)).
+					Str("from", addr).Msg("joining a running cluster")
+				return nil
+			}
+			return fmt.Errorf("--initial-cluster-state existing: the cluster has no member with peer URLs %s (add it first: etcdctl member add %s --peer-urls=%s)",
+				strings.Join(self, ","), m.cfg.Name, strings.Join(self, ","))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("--initial-cluster-state existing: no member of --initial-cluster answered: %w", lastErr)
+}
+
+// peerPID is the PID of actor name on the member whose peer address
+// (host:port) is addr.
+func (m *Member) peerPID(addr, name string) *actor.PID { return actor.NewPID(addr, name) }
 
 // allowRemote admits client requests to the gateway and Raft traffic to the
 // raft node from remoting, nothing else: the WAL writer and the applier
@@ -195,9 +336,14 @@ func allowRemote(target, typeName string) bool {
 	case actors.GatewayName:
 		return typeName == "aetcd.ClientRequest"
 	case actors.RaftName:
-		return typeName == "aetcd.RaftMessage" || typeName == "aetcd.ForwardProposals"
+		return typeName == "aetcd.RaftMessage" || typeName == "aetcd.ForwardProposals" || typeName == "aetcd.MemberRemoved"
 	case actors.SnapshotReceiverName:
 		return typeName == "aetcd.SnapshotChunk"
+	}
+	if strings.HasPrefix(target, "future$") {
+		// The answer to a request this member sent another member's
+		// gateway (a forwarded membership change, a join).
+		return typeName == "aetcd.ClientResponse"
 	}
 	return typeName == "aetcd.SnapshotAck" && strings.HasPrefix(target, actors.SnapshotSenderPrefix)
 }
@@ -211,7 +357,8 @@ func (s fatalStrategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 	sup.StopChildren(child)
 }
 
-func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
+// startSystem starts the member's actor system and its remoting.
+func (m *Member) startSystem() error {
 	m.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(SlogHandler(m.log, slog.LevelWarn))
 	}))
@@ -223,7 +370,25 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 	}
 	m.remote = r
 	m.root = actor.NewRootContext(m.system, nil).WithGuardian(fatalStrategy{m})
+	return nil
+}
+
+// watchPeers (re)starts probing the other members' remoting addresses.
+func (m *Member) watchPeers(addrs []string) {
+	m.peerWatchMu.Lock()
+	defer m.peerWatchMu.Unlock()
+	if m.stopPeerWatch != nil {
+		m.stopPeerWatch()
+		m.stopPeerWatch = nil
+	}
+	if len(addrs) > 0 && !m.stopping.Load() {
+		m.stopPeerWatch = remoting.WatchPeers(m.system, addrs, m.cfg.HeartbeatInterval)
+	}
+}
+
+func (m *Member) startActors(replay *wal.Replay, applied uint64, members []*messages.Member, removed map[uint64]bool) error {
 	env := &actors.Env{Logger: m.log, State: m.state, Fatal: m.fatal}
+	var err error
 	if m.walPID, err = m.root.SpawnNamed(actors.NewWALWriterProps(env, m.wal), actors.WALName); err != nil {
 		return err
 	}
@@ -239,30 +404,10 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 		actors.SnapshotReceiverName); err != nil {
 		return err
 	}
-	var voters []uint64
-	var peerAddrs []string
-	peers := map[uint64]*actor.PID{}
-	receivers := map[uint64]*actor.PID{}
-	for _, mem := range m.cfg.Members {
-		voters = append(voters, mem.ID)
-		if mem.ID == m.cfg.MemberID {
-			continue
-		}
-		addr, err := hostPort(mem.PeerURLs[0])
-		if err != nil {
-			return err
-		}
-		peers[mem.ID] = actor.NewPID(addr, actors.RaftName)
-		receivers[mem.ID] = actor.NewPID(addr, actors.SnapshotReceiverName)
-		peerAddrs = append(peerAddrs, addr)
-	}
-	if len(peerAddrs) > 0 {
-		m.stopPeerWatch = remoting.WatchPeers(m.system, peerAddrs, m.cfg.HeartbeatInterval)
-	}
 	electionTicks := int(m.cfg.ElectionTimeout / m.cfg.HeartbeatInterval)
 	if m.raftPID, err = m.root.SpawnNamed(actors.NewRaftNodeProps(env, actors.RaftNodeConfig{
 		Core: raft.Config{
-			ID: m.cfg.MemberID, Voters: voters, ElectionTicks: electionTicks, HeartbeatTicks: 1,
+			ID: m.cfg.MemberID, ElectionTicks: electionTicks, HeartbeatTicks: 1,
 			PreVote: true, CheckQuorum: true, Rand: newRand(m.cfg.MemberID),
 		},
 		Restore: raft.RestoreState{HardState: replay.HardState, Entries: replay.Entries, Snapshot: replay.Snapshot,
@@ -270,26 +415,19 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 		HeartbeatInterval: m.cfg.HeartbeatInterval,
 		SnapshotCount:     m.cfg.SnapshotCount,
 		CatchUpEntries:    m.cfg.CatchUpEntries,
-		SnapshotReceivers: receivers,
 		Attributes: &messages.Member{ID: m.cfg.MemberID, Name: m.cfg.Name,
 			PeerURLs: m.cfg.InitialAdvertisePeerURLs, ClientURLs: m.cfg.AdvertiseClientURLs},
-		Peers:   peers,
+		Members: members, Removed: removed, MaxLearners: 1,
+		PeerPID: m.peerPID,
+		OnPeers: m.watchPeers,
 		WAL:     m.walPID,
 		Applier: m.applierPID,
 	}), actors.RaftName); err != nil {
 		return err
 	}
-	var members []*messages.Member
-	for _, mem := range m.cfg.Members {
-		mm := &messages.Member{ID: mem.ID, Name: mem.Name, PeerURLs: mem.PeerURLs}
-		if mem.ID == m.cfg.MemberID {
-			mm.ClientURLs = m.cfg.AdvertiseClientURLs
-		}
-		members = append(members, mm)
-	}
 	m.gatewayPID, err = m.root.SpawnNamed(actors.NewGatewayProps(env, actors.GatewayConfig{
 		MaxTxnOps: m.cfg.MaxTxnOps, MaxRequestBytes: m.cfg.MaxRequestBytes,
-		RequestTimeout: m.cfg.RequestTimeout, QuotaBytes: m.cfg.QuotaBackendBytes, Members: members,
+		RequestTimeout: m.cfg.RequestTimeout, QuotaBytes: m.cfg.QuotaBackendBytes, PeerPID: m.peerPID,
 	}, m.store, m.raftPID, m.applierPID), actors.GatewayName)
 	return err
 }
@@ -422,7 +560,12 @@ func (m *Member) stop(cause error) {
 // a leader of a multi-member cluster stops, so the cluster does not wait out
 // an election timeout (etcd does the same on graceful shutdown).
 func (m *Member) transferLeadership() {
-	if m.raftPID == nil || len(m.cfg.Members) < 2 || m.state.Leader.Load() != m.cfg.MemberID || m.err != nil {
+	// A removed member hands leadership over too: the others learn from
+	// the new leader that the removal committed.
+	if m.raftPID == nil || m.state.Leader.Load() != m.cfg.MemberID || (m.err != nil && !errors.Is(m.err, actors.ErrRemoved)) {
+		return
+	}
+	if p := m.state.Members.Load(); p == nil || len(*p) < 2 {
 		return
 	}
 	res, err := m.system.Root.RequestFuture(m.raftPID, &messages.TransferLeadership{}, 3*m.cfg.ElectionTimeout).Result()
@@ -455,9 +598,8 @@ func (m *Member) shutdown() error {
 		_ = l.Close()
 	}
 	m.transferLeadership()
-	if m.stopPeerWatch != nil {
-		m.stopPeerWatch()
-	}
+	m.stopping.Store(true)
+	m.watchPeers(nil)
 	if m.remote != nil {
 		m.remote.Shutdown(false)
 	}

@@ -92,7 +92,14 @@ type ClientRequest struct {
 	//	*ClientRequest_HashKv
 	//	*ClientRequest_MemberList
 	//	*ClientRequest_MoveLeader
-	Request       isClientRequest_Request `protobuf_oneof:"request"`
+	//	*ClientRequest_MemberAdd
+	//	*ClientRequest_MemberRemove
+	//	*ClientRequest_MemberUpdate
+	//	*ClientRequest_MemberPromote
+	Request isClientRequest_Request `protobuf_oneof:"request"`
+	// forwarded: a member sent this membership change on to the leader it
+	// knew; the receiver does not forward it again.
+	Forwarded     bool `protobuf:"varint,100,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -224,6 +231,49 @@ func (x *ClientRequest) GetMoveLeader() *MoveLeaderRequest {
 	return nil
 }
 
+func (x *ClientRequest) GetMemberAdd() *MemberAddRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ClientRequest_MemberAdd); ok {
+			return x.MemberAdd
+		}
+	}
+	return nil
+}
+
+func (x *ClientRequest) GetMemberRemove() *MemberRemoveRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ClientRequest_MemberRemove); ok {
+			return x.MemberRemove
+		}
+	}
+	return nil
+}
+
+func (x *ClientRequest) GetMemberUpdate() *MemberUpdateRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ClientRequest_MemberUpdate); ok {
+			return x.MemberUpdate
+		}
+	}
+	return nil
+}
+
+func (x *ClientRequest) GetMemberPromote() *MemberPromoteRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ClientRequest_MemberPromote); ok {
+			return x.MemberPromote
+		}
+	}
+	return nil
+}
+
+func (x *ClientRequest) GetForwarded() bool {
+	if x != nil {
+		return x.Forwarded
+	}
+	return false
+}
+
 type isClientRequest_Request interface {
 	isClientRequest_Request()
 }
@@ -268,6 +318,22 @@ type ClientRequest_MoveLeader struct {
 	MoveLeader *MoveLeaderRequest `protobuf:"bytes,10,opt,name=move_leader,json=moveLeader,proto3,oneof"`
 }
 
+type ClientRequest_MemberAdd struct {
+	MemberAdd *MemberAddRequest `protobuf:"bytes,11,opt,name=member_add,json=memberAdd,proto3,oneof"`
+}
+
+type ClientRequest_MemberRemove struct {
+	MemberRemove *MemberRemoveRequest `protobuf:"bytes,12,opt,name=member_remove,json=memberRemove,proto3,oneof"`
+}
+
+type ClientRequest_MemberUpdate struct {
+	MemberUpdate *MemberUpdateRequest `protobuf:"bytes,13,opt,name=member_update,json=memberUpdate,proto3,oneof"`
+}
+
+type ClientRequest_MemberPromote struct {
+	MemberPromote *MemberPromoteRequest `protobuf:"bytes,14,opt,name=member_promote,json=memberPromote,proto3,oneof"`
+}
+
 func (*ClientRequest_Range) isClientRequest_Request() {}
 
 func (*ClientRequest_Put) isClientRequest_Request() {}
@@ -288,6 +354,14 @@ func (*ClientRequest_MemberList) isClientRequest_Request() {}
 
 func (*ClientRequest_MoveLeader) isClientRequest_Request() {}
 
+func (*ClientRequest_MemberAdd) isClientRequest_Request() {}
+
+func (*ClientRequest_MemberRemove) isClientRequest_Request() {}
+
+func (*ClientRequest_MemberUpdate) isClientRequest_Request() {}
+
+func (*ClientRequest_MemberPromote) isClientRequest_Request() {}
+
 type ClientResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Response:
@@ -302,6 +376,10 @@ type ClientResponse struct {
 	//	*ClientResponse_HashKv
 	//	*ClientResponse_MemberList
 	//	*ClientResponse_MoveLeader
+	//	*ClientResponse_MemberAdd
+	//	*ClientResponse_MemberRemove
+	//	*ClientResponse_MemberUpdate
+	//	*ClientResponse_MemberPromote
 	//	*ClientResponse_Error
 	Response      isClientResponse_Response `protobuf_oneof:"response"`
 	unknownFields protoimpl.UnknownFields
@@ -435,6 +513,42 @@ func (x *ClientResponse) GetMoveLeader() *MoveLeaderResponse {
 	return nil
 }
 
+func (x *ClientResponse) GetMemberAdd() *MemberAddResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ClientResponse_MemberAdd); ok {
+			return x.MemberAdd
+		}
+	}
+	return nil
+}
+
+func (x *ClientResponse) GetMemberRemove() *MemberRemoveResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ClientResponse_MemberRemove); ok {
+			return x.MemberRemove
+		}
+	}
+	return nil
+}
+
+func (x *ClientResponse) GetMemberUpdate() *MemberUpdateResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ClientResponse_MemberUpdate); ok {
+			return x.MemberUpdate
+		}
+	}
+	return nil
+}
+
+func (x *ClientResponse) GetMemberPromote() *MemberPromoteResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ClientResponse_MemberPromote); ok {
+			return x.MemberPromote
+		}
+	}
+	return nil
+}
+
 func (x *ClientResponse) GetError() *Error {
 	if x != nil {
 		if x, ok := x.Response.(*ClientResponse_Error); ok {
@@ -488,6 +602,22 @@ type ClientResponse_MoveLeader struct {
 	MoveLeader *MoveLeaderResponse `protobuf:"bytes,10,opt,name=move_leader,json=moveLeader,proto3,oneof"`
 }
 
+type ClientResponse_MemberAdd struct {
+	MemberAdd *MemberAddResponse `protobuf:"bytes,11,opt,name=member_add,json=memberAdd,proto3,oneof"`
+}
+
+type ClientResponse_MemberRemove struct {
+	MemberRemove *MemberRemoveResponse `protobuf:"bytes,12,opt,name=member_remove,json=memberRemove,proto3,oneof"`
+}
+
+type ClientResponse_MemberUpdate struct {
+	MemberUpdate *MemberUpdateResponse `protobuf:"bytes,13,opt,name=member_update,json=memberUpdate,proto3,oneof"`
+}
+
+type ClientResponse_MemberPromote struct {
+	MemberPromote *MemberPromoteResponse `protobuf:"bytes,14,opt,name=member_promote,json=memberPromote,proto3,oneof"`
+}
+
 type ClientResponse_Error struct {
 	Error *Error `protobuf:"bytes,15,opt,name=error,proto3,oneof"`
 }
@@ -512,6 +642,14 @@ func (*ClientResponse_MemberList) isClientResponse_Response() {}
 
 func (*ClientResponse_MoveLeader) isClientResponse_Response() {}
 
+func (*ClientResponse_MemberAdd) isClientResponse_Response() {}
+
+func (*ClientResponse_MemberRemove) isClientResponse_Response() {}
+
+func (*ClientResponse_MemberUpdate) isClientResponse_Response() {}
+
+func (*ClientResponse_MemberPromote) isClientResponse_Response() {}
+
 func (*ClientResponse_Error) isClientResponse_Response() {}
 
 var File_proto_gateway_proto protoreflect.FileDescriptor
@@ -521,7 +659,7 @@ const file_proto_gateway_proto_rawDesc = "" +
 	"\x13proto/gateway.proto\x12\x05aetcd\x1a\x0eproto/kv.proto\x1a\x17proto/maintenance.proto\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x99\x04\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xbd\x06\n" +
 	"\rClientRequest\x12+\n" +
 	"\x05range\x18\x01 \x01(\v2\x13.aetcd.RangeRequestH\x00R\x05range\x12%\n" +
 	"\x03put\x18\x02 \x01(\v2\x11.aetcd.PutRequestH\x00R\x03put\x12>\n" +
@@ -537,8 +675,14 @@ const file_proto_gateway_proto_rawDesc = "" +
 	"memberList\x12;\n" +
 	"\vmove_leader\x18\n" +
 	" \x01(\v2\x18.aetcd.MoveLeaderRequestH\x00R\n" +
-	"moveLeaderB\t\n" +
-	"\arequest\"\xcb\x04\n" +
+	"moveLeader\x128\n" +
+	"\n" +
+	"member_add\x18\v \x01(\v2\x17.aetcd.MemberAddRequestH\x00R\tmemberAdd\x12A\n" +
+	"\rmember_remove\x18\f \x01(\v2\x1a.aetcd.MemberRemoveRequestH\x00R\fmemberRemove\x12A\n" +
+	"\rmember_update\x18\r \x01(\v2\x1a.aetcd.MemberUpdateRequestH\x00R\fmemberUpdate\x12D\n" +
+	"\x0emember_promote\x18\x0e \x01(\v2\x1b.aetcd.MemberPromoteRequestH\x00R\rmemberPromote\x12\x1c\n" +
+	"\tforwarded\x18d \x01(\bR\tforwardedB\t\n" +
+	"\arequest\"\xd5\x06\n" +
 	"\x0eClientResponse\x12,\n" +
 	"\x05range\x18\x01 \x01(\v2\x14.aetcd.RangeResponseH\x00R\x05range\x12&\n" +
 	"\x03put\x18\x02 \x01(\v2\x12.aetcd.PutResponseH\x00R\x03put\x12?\n" +
@@ -554,7 +698,12 @@ const file_proto_gateway_proto_rawDesc = "" +
 	"memberList\x12<\n" +
 	"\vmove_leader\x18\n" +
 	" \x01(\v2\x19.aetcd.MoveLeaderResponseH\x00R\n" +
-	"moveLeader\x12$\n" +
+	"moveLeader\x129\n" +
+	"\n" +
+	"member_add\x18\v \x01(\v2\x18.aetcd.MemberAddResponseH\x00R\tmemberAdd\x12B\n" +
+	"\rmember_remove\x18\f \x01(\v2\x1b.aetcd.MemberRemoveResponseH\x00R\fmemberRemove\x12B\n" +
+	"\rmember_update\x18\r \x01(\v2\x1b.aetcd.MemberUpdateResponseH\x00R\fmemberUpdate\x12E\n" +
+	"\x0emember_promote\x18\x0e \x01(\v2\x1c.aetcd.MemberPromoteResponseH\x00R\rmemberPromote\x12$\n" +
 	"\x05error\x18\x0f \x01(\v2\f.aetcd.ErrorH\x00R\x05errorB\n" +
 	"\n" +
 	"\bresponseB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
@@ -573,29 +722,37 @@ func file_proto_gateway_proto_rawDescGZIP() []byte {
 
 var file_proto_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_proto_gateway_proto_goTypes = []any{
-	(*Error)(nil),               // 0: aetcd.Error
-	(*ClientRequest)(nil),       // 1: aetcd.ClientRequest
-	(*ClientResponse)(nil),      // 2: aetcd.ClientResponse
-	(*RangeRequest)(nil),        // 3: aetcd.RangeRequest
-	(*PutRequest)(nil),          // 4: aetcd.PutRequest
-	(*DeleteRangeRequest)(nil),  // 5: aetcd.DeleteRangeRequest
-	(*TxnRequest)(nil),          // 6: aetcd.TxnRequest
-	(*CompactionRequest)(nil),   // 7: aetcd.CompactionRequest
-	(*StatusRequest)(nil),       // 8: aetcd.StatusRequest
-	(*AlarmRequest)(nil),        // 9: aetcd.AlarmRequest
-	(*HashKVRequest)(nil),       // 10: aetcd.HashKVRequest
-	(*MemberListRequest)(nil),   // 11: aetcd.MemberListRequest
-	(*MoveLeaderRequest)(nil),   // 12: aetcd.MoveLeaderRequest
-	(*RangeResponse)(nil),       // 13: aetcd.RangeResponse
-	(*PutResponse)(nil),         // 14: aetcd.PutResponse
-	(*DeleteRangeResponse)(nil), // 15: aetcd.DeleteRangeResponse
-	(*TxnResponse)(nil),         // 16: aetcd.TxnResponse
-	(*CompactionResponse)(nil),  // 17: aetcd.CompactionResponse
-	(*StatusResponse)(nil),      // 18: aetcd.StatusResponse
-	(*AlarmResponse)(nil),       // 19: aetcd.AlarmResponse
-	(*HashKVResponse)(nil),      // 20: aetcd.HashKVResponse
-	(*MemberListResponse)(nil),  // 21: aetcd.MemberListResponse
-	(*MoveLeaderResponse)(nil),  // 22: aetcd.MoveLeaderResponse
+	(*Error)(nil),                 // 0: aetcd.Error
+	(*ClientRequest)(nil),         // 1: aetcd.ClientRequest
+	(*ClientResponse)(nil),        // 2: aetcd.ClientResponse
+	(*RangeRequest)(nil),          // 3: aetcd.RangeRequest
+	(*PutRequest)(nil),            // 4: aetcd.PutRequest
+	(*DeleteRangeRequest)(nil),    // 5: aetcd.DeleteRangeRequest
+	(*TxnRequest)(nil),            // 6: aetcd.TxnRequest
+	(*CompactionRequest)(nil),     // 7: aetcd.CompactionRequest
+	(*StatusRequest)(nil),         // 8: aetcd.StatusRequest
+	(*AlarmRequest)(nil),          // 9: aetcd.AlarmRequest
+	(*HashKVRequest)(nil),         // 10: aetcd.HashKVRequest
+	(*MemberListRequest)(nil),     // 11: aetcd.MemberListRequest
+	(*MoveLeaderRequest)(nil),     // 12: aetcd.MoveLeaderRequest
+	(*MemberAddRequest)(nil),      // 13: aetcd.MemberAddRequest
+	(*MemberRemoveRequest)(nil),   // 14: aetcd.MemberRemoveRequest
+	(*MemberUpdateRequest)(nil),   // 15: aetcd.MemberUpdateRequest
+	(*MemberPromoteRequest)(nil),  // 16: aetcd.MemberPromoteRequest
+	(*RangeResponse)(nil),         // 17: aetcd.RangeResponse
+	(*PutResponse)(nil),           // 18: aetcd.PutResponse
+	(*DeleteRangeResponse)(nil),   // 19: aetcd.DeleteRangeResponse
+	(*TxnResponse)(nil),           // 20: aetcd.TxnResponse
+	(*CompactionResponse)(nil),    // 21: aetcd.CompactionResponse
+	(*StatusResponse)(nil),        // 22: aetcd.StatusResponse
+	(*AlarmResponse)(nil),         // 23: aetcd.AlarmResponse
+	(*HashKVResponse)(nil),        // 24: aetcd.HashKVResponse
+	(*MemberListResponse)(nil),    // 25: aetcd.MemberListResponse
+	(*MoveLeaderResponse)(nil),    // 26: aetcd.MoveLeaderResponse
+	(*MemberAddResponse)(nil),     // 27: aetcd.MemberAddResponse
+	(*MemberRemoveResponse)(nil),  // 28: aetcd.MemberRemoveResponse
+	(*MemberUpdateResponse)(nil),  // 29: aetcd.MemberUpdateResponse
+	(*MemberPromoteResponse)(nil), // 30: aetcd.MemberPromoteResponse
 }
 var file_proto_gateway_proto_depIdxs = []int32{
 	3,  // 0: aetcd.ClientRequest.range:type_name -> aetcd.RangeRequest
@@ -608,22 +765,30 @@ var file_proto_gateway_proto_depIdxs = []int32{
 	10, // 7: aetcd.ClientRequest.hash_kv:type_name -> aetcd.HashKVRequest
 	11, // 8: aetcd.ClientRequest.member_list:type_name -> aetcd.MemberListRequest
 	12, // 9: aetcd.ClientRequest.move_leader:type_name -> aetcd.MoveLeaderRequest
-	13, // 10: aetcd.ClientResponse.range:type_name -> aetcd.RangeResponse
-	14, // 11: aetcd.ClientResponse.put:type_name -> aetcd.PutResponse
-	15, // 12: aetcd.ClientResponse.delete_range:type_name -> aetcd.DeleteRangeResponse
-	16, // 13: aetcd.ClientResponse.txn:type_name -> aetcd.TxnResponse
-	17, // 14: aetcd.ClientResponse.compaction:type_name -> aetcd.CompactionResponse
-	18, // 15: aetcd.ClientResponse.status:type_name -> aetcd.StatusResponse
-	19, // 16: aetcd.ClientResponse.alarm:type_name -> aetcd.AlarmResponse
-	20, // 17: aetcd.ClientResponse.hash_kv:type_name -> aetcd.HashKVResponse
-	21, // 18: aetcd.ClientResponse.member_list:type_name -> aetcd.MemberListResponse
-	22, // 19: aetcd.ClientResponse.move_leader:type_name -> aetcd.MoveLeaderResponse
-	0,  // 20: aetcd.ClientResponse.error:type_name -> aetcd.Error
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	13, // 10: aetcd.ClientRequest.member_add:type_name -> aetcd.MemberAddRequest
+	14, // 11: aetcd.ClientRequest.member_remove:type_name -> aetcd.MemberRemoveRequest
+	15, // 12: aetcd.ClientRequest.member_update:type_name -> aetcd.MemberUpdateRequest
+	16, // 13: aetcd.ClientRequest.member_promote:type_name -> aetcd.MemberPromoteRequest
+	17, // 14: aetcd.ClientResponse.range:type_name -> aetcd.RangeResponse
+	18, // 15: aetcd.ClientResponse.put:type_name -> aetcd.PutResponse
+	19, // 16: aetcd.ClientResponse.delete_range:type_name -> aetcd.DeleteRangeResponse
+	20, // 17: aetcd.ClientResponse.txn:type_name -> aetcd.TxnResponse
+	21, // 18: aetcd.ClientResponse.compaction:type_name -> aetcd.CompactionResponse
+	22, // 19: aetcd.ClientResponse.status:type_name -> aetcd.StatusResponse
+	23, // 20: aetcd.ClientResponse.alarm:type_name -> aetcd.AlarmResponse
+	24, // 21: aetcd.ClientResponse.hash_kv:type_name -> aetcd.HashKVResponse
+	25, // 22: aetcd.ClientResponse.member_list:type_name -> aetcd.MemberListResponse
+	26, // 23: aetcd.ClientResponse.move_leader:type_name -> aetcd.MoveLeaderResponse
+	27, // 24: aetcd.ClientResponse.member_add:type_name -> aetcd.MemberAddResponse
+	28, // 25: aetcd.ClientResponse.member_remove:type_name -> aetcd.MemberRemoveResponse
+	29, // 26: aetcd.ClientResponse.member_update:type_name -> aetcd.MemberUpdateResponse
+	30, // 27: aetcd.ClientResponse.member_promote:type_name -> aetcd.MemberPromoteResponse
+	0,  // 28: aetcd.ClientResponse.error:type_name -> aetcd.Error
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_proto_gateway_proto_init() }
@@ -644,6 +809,10 @@ func file_proto_gateway_proto_init() {
 		(*ClientRequest_HashKv)(nil),
 		(*ClientRequest_MemberList)(nil),
 		(*ClientRequest_MoveLeader)(nil),
+		(*ClientRequest_MemberAdd)(nil),
+		(*ClientRequest_MemberRemove)(nil),
+		(*ClientRequest_MemberUpdate)(nil),
+		(*ClientRequest_MemberPromote)(nil),
 	}
 	file_proto_gateway_proto_msgTypes[2].OneofWrappers = []any{
 		(*ClientResponse_Range)(nil),
@@ -656,6 +825,10 @@ func file_proto_gateway_proto_init() {
 		(*ClientResponse_HashKv)(nil),
 		(*ClientResponse_MemberList)(nil),
 		(*ClientResponse_MoveLeader)(nil),
+		(*ClientResponse_MemberAdd)(nil),
+		(*ClientResponse_MemberRemove)(nil),
+		(*ClientResponse_MemberUpdate)(nil),
+		(*ClientResponse_MemberPromote)(nil),
 		(*ClientResponse_Error)(nil),
 	}
 	type x struct{}

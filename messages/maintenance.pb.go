@@ -702,6 +702,414 @@ func (x *Member) GetIsLearner() bool {
 	return false
 }
 
+type MemberAddRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PeerURLs      []string               `protobuf:"bytes,1,rep,name=peerURLs,proto3" json:"peerURLs,omitempty"`
+	IsLearner     bool                   `protobuf:"varint,2,opt,name=isLearner,proto3" json:"isLearner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberAddRequest) Reset() {
+	*x = MemberAddRequest{}
+	mi := &file_proto_maintenance_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberAddRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberAddRequest) ProtoMessage() {}
+
+func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_maintenance_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberAddRequest.ProtoReflect.Descriptor instead.
+func (*MemberAddRequest) Descriptor() ([]byte, []int) {
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *MemberAddRequest) GetPeerURLs() []string {
+	if x != nil {
+		return x.PeerURLs
+	}
+	return nil
+}
+
+func (x *MemberAddRequest) GetIsLearner() bool {
+	if x != nil {
+		return x.IsLearner
+	}
+	return false
+}
+
+type MemberAddResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Member        *Member                `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
+	Members       []*Member              `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberAddResponse) Reset() {
+	*x = MemberAddResponse{}
+	mi := &file_proto_maintenance_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberAddResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberAddResponse) ProtoMessage() {}
+
+func (x *MemberAddResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_maintenance_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberAddResponse.ProtoReflect.Descriptor instead.
+func (*MemberAddResponse) Descriptor() ([]byte, []int) {
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *MemberAddResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *MemberAddResponse) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+func (x *MemberAddResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type MemberRemoveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ID            uint64                 `protobuf:"varint,1,opt,name=ID,proto3" json:"ID,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRemoveRequest) Reset() {
+	*x = MemberRemoveRequest{}
+	mi := &file_proto_maintenance_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRemoveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRemoveRequest) ProtoMessage() {}
+
+func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_maintenance_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRemoveRequest.ProtoReflect.Descriptor instead.
+func (*MemberRemoveRequest) Descriptor() ([]byte, []int) {
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MemberRemoveRequest) GetID() uint64 {
+	if x != nil {
+		return x.ID
+	}
+	return 0
+}
+
+type MemberRemoveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Members       []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRemoveResponse) Reset() {
+	*x = MemberRemoveResponse{}
+	mi := &file_proto_maintenance_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRemoveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRemoveResponse) ProtoMessage() {}
+
+func (x *MemberRemoveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_maintenance_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRemoveResponse.ProtoReflect.Descriptor instead.
+func (*MemberRemoveResponse) Descriptor() ([]byte, []int) {
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *MemberRemoveResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *MemberRemoveResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type MemberUpdateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ID            uint64                 `protobuf:"varint,1,opt,name=ID,proto3" json:"ID,omitempty"`
+	PeerURLs      []string               `protobuf:"bytes,2,rep,name=peerURLs,proto3" json:"peerURLs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberUpdateRequest) Reset() {
+	*x = MemberUpdateRequest{}
+	mi := &file_proto_maintenance_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberUpdateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberUpdateRequest) ProtoMessage() {}
+
+func (x *MemberUpdateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_maintenance_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberUpdateRequest.ProtoReflect.Descriptor instead.
+func (*MemberUpdateRequest) Descriptor() ([]byte, []int) {
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *MemberUpdateRequest) GetID() uint64 {
+	if x != nil {
+		return x.ID
+	}
+	return 0
+}
+
+func (x *MemberUpdateRequest) GetPeerURLs() []string {
+	if x != nil {
+		return x.PeerURLs
+	}
+	return nil
+}
+
+type MemberUpdateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Members       []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberUpdateResponse) Reset() {
+	*x = MemberUpdateResponse{}
+	mi := &file_proto_maintenance_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberUpdateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberUpdateResponse) ProtoMessage() {}
+
+func (x *MemberUpdateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_maintenance_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberUpdateResponse.ProtoReflect.Descriptor instead.
+func (*MemberUpdateResponse) Descriptor() ([]byte, []int) {
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *MemberUpdateResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *MemberUpdateResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type MemberPromoteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ID            uint64                 `protobuf:"varint,1,opt,name=ID,proto3" json:"ID,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberPromoteRequest) Reset() {
+	*x = MemberPromoteRequest{}
+	mi := &file_proto_maintenance_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberPromoteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberPromoteRequest) ProtoMessage() {}
+
+func (x *MemberPromoteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_maintenance_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberPromoteRequest.ProtoReflect.Descriptor instead.
+func (*MemberPromoteRequest) Descriptor() ([]byte, []int) {
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *MemberPromoteRequest) GetID() uint64 {
+	if x != nil {
+		return x.ID
+	}
+	return 0
+}
+
+type MemberPromoteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Members       []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberPromoteResponse) Reset() {
+	*x = MemberPromoteResponse{}
+	mi := &file_proto_maintenance_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberPromoteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberPromoteResponse) ProtoMessage() {}
+
+func (x *MemberPromoteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_maintenance_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberPromoteResponse.ProtoReflect.Descriptor instead.
+func (*MemberPromoteResponse) Descriptor() ([]byte, []int) {
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MemberPromoteResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *MemberPromoteResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 type MemberListRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Linearizable  bool                   `protobuf:"varint,1,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
@@ -711,7 +1119,7 @@ type MemberListRequest struct {
 
 func (x *MemberListRequest) Reset() {
 	*x = MemberListRequest{}
-	mi := &file_proto_maintenance_proto_msgTypes[9]
+	mi := &file_proto_maintenance_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +1131,7 @@ func (x *MemberListRequest) String() string {
 func (*MemberListRequest) ProtoMessage() {}
 
 func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_maintenance_proto_msgTypes[9]
+	mi := &file_proto_maintenance_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +1144,7 @@ func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListRequest.ProtoReflect.Descriptor instead.
 func (*MemberListRequest) Descriptor() ([]byte, []int) {
-	return file_proto_maintenance_proto_rawDescGZIP(), []int{9}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MemberListRequest) GetLinearizable() bool {
@@ -756,7 +1164,7 @@ type MemberListResponse struct {
 
 func (x *MemberListResponse) Reset() {
 	*x = MemberListResponse{}
-	mi := &file_proto_maintenance_proto_msgTypes[10]
+	mi := &file_proto_maintenance_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +1176,7 @@ func (x *MemberListResponse) String() string {
 func (*MemberListResponse) ProtoMessage() {}
 
 func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_maintenance_proto_msgTypes[10]
+	mi := &file_proto_maintenance_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +1189,7 @@ func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListResponse.ProtoReflect.Descriptor instead.
 func (*MemberListResponse) Descriptor() ([]byte, []int) {
-	return file_proto_maintenance_proto_rawDescGZIP(), []int{10}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MemberListResponse) GetHeader() *ResponseHeader {
@@ -807,7 +1215,7 @@ type MoveLeaderRequest struct {
 
 func (x *MoveLeaderRequest) Reset() {
 	*x = MoveLeaderRequest{}
-	mi := &file_proto_maintenance_proto_msgTypes[11]
+	mi := &file_proto_maintenance_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +1227,7 @@ func (x *MoveLeaderRequest) String() string {
 func (*MoveLeaderRequest) ProtoMessage() {}
 
 func (x *MoveLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_maintenance_proto_msgTypes[11]
+	mi := &file_proto_maintenance_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +1240,7 @@ func (x *MoveLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveLeaderRequest.ProtoReflect.Descriptor instead.
 func (*MoveLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_proto_maintenance_proto_rawDescGZIP(), []int{11}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MoveLeaderRequest) GetTargetID() uint64 {
@@ -851,7 +1259,7 @@ type MoveLeaderResponse struct {
 
 func (x *MoveLeaderResponse) Reset() {
 	*x = MoveLeaderResponse{}
-	mi := &file_proto_maintenance_proto_msgTypes[12]
+	mi := &file_proto_maintenance_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +1271,7 @@ func (x *MoveLeaderResponse) String() string {
 func (*MoveLeaderResponse) ProtoMessage() {}
 
 func (x *MoveLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_maintenance_proto_msgTypes[12]
+	mi := &file_proto_maintenance_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +1284,7 @@ func (x *MoveLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveLeaderResponse.ProtoReflect.Descriptor instead.
 func (*MoveLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_proto_maintenance_proto_rawDescGZIP(), []int{12}
+	return file_proto_maintenance_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MoveLeaderResponse) GetHeader() *ResponseHeader {
@@ -939,7 +1347,30 @@ const file_proto_maintenance_proto_rawDesc = "" +
 	"\n" +
 	"clientURLs\x18\x04 \x03(\tR\n" +
 	"clientURLs\x12\x1c\n" +
-	"\tisLearner\x18\x05 \x01(\bR\tisLearner\"7\n" +
+	"\tisLearner\x18\x05 \x01(\bR\tisLearner\"L\n" +
+	"\x10MemberAddRequest\x12\x1a\n" +
+	"\bpeerURLs\x18\x01 \x03(\tR\bpeerURLs\x12\x1c\n" +
+	"\tisLearner\x18\x02 \x01(\bR\tisLearner\"\x92\x01\n" +
+	"\x11MemberAddResponse\x12-\n" +
+	"\x06header\x18\x01 \x01(\v2\x15.aetcd.ResponseHeaderR\x06header\x12%\n" +
+	"\x06member\x18\x02 \x01(\v2\r.aetcd.MemberR\x06member\x12'\n" +
+	"\amembers\x18\x03 \x03(\v2\r.aetcd.MemberR\amembers\"%\n" +
+	"\x13MemberRemoveRequest\x12\x0e\n" +
+	"\x02ID\x18\x01 \x01(\x04R\x02ID\"n\n" +
+	"\x14MemberRemoveResponse\x12-\n" +
+	"\x06header\x18\x01 \x01(\v2\x15.aetcd.ResponseHeaderR\x06header\x12'\n" +
+	"\amembers\x18\x02 \x03(\v2\r.aetcd.MemberR\amembers\"A\n" +
+	"\x13MemberUpdateRequest\x12\x0e\n" +
+	"\x02ID\x18\x01 \x01(\x04R\x02ID\x12\x1a\n" +
+	"\bpeerURLs\x18\x02 \x03(\tR\bpeerURLs\"n\n" +
+	"\x14MemberUpdateResponse\x12-\n" +
+	"\x06header\x18\x01 \x01(\v2\x15.aetcd.ResponseHeaderR\x06header\x12'\n" +
+	"\amembers\x18\x02 \x03(\v2\r.aetcd.MemberR\amembers\"&\n" +
+	"\x14MemberPromoteRequest\x12\x0e\n" +
+	"\x02ID\x18\x01 \x01(\x04R\x02ID\"o\n" +
+	"\x15MemberPromoteResponse\x12-\n" +
+	"\x06header\x18\x01 \x01(\v2\x15.aetcd.ResponseHeaderR\x06header\x12'\n" +
+	"\amembers\x18\x02 \x03(\v2\r.aetcd.MemberR\amembers\"7\n" +
 	"\x11MemberListRequest\x12\"\n" +
 	"\flinearizable\x18\x01 \x01(\bR\flinearizable\"l\n" +
 	"\x12MemberListResponse\x12-\n" +
@@ -967,7 +1398,7 @@ func file_proto_maintenance_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_maintenance_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_proto_maintenance_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_proto_maintenance_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_proto_maintenance_proto_goTypes = []any{
 	(AlarmType)(0),                // 0: aetcd.AlarmType
 	(AlarmRequest_AlarmAction)(0), // 1: aetcd.AlarmRequest.AlarmAction
@@ -980,29 +1411,46 @@ var file_proto_maintenance_proto_goTypes = []any{
 	(*HashKVRequest)(nil),         // 8: aetcd.HashKVRequest
 	(*HashKVResponse)(nil),        // 9: aetcd.HashKVResponse
 	(*Member)(nil),                // 10: aetcd.Member
-	(*MemberListRequest)(nil),     // 11: aetcd.MemberListRequest
-	(*MemberListResponse)(nil),    // 12: aetcd.MemberListResponse
-	(*MoveLeaderRequest)(nil),     // 13: aetcd.MoveLeaderRequest
-	(*MoveLeaderResponse)(nil),    // 14: aetcd.MoveLeaderResponse
-	(*ResponseHeader)(nil),        // 15: aetcd.ResponseHeader
+	(*MemberAddRequest)(nil),      // 11: aetcd.MemberAddRequest
+	(*MemberAddResponse)(nil),     // 12: aetcd.MemberAddResponse
+	(*MemberRemoveRequest)(nil),   // 13: aetcd.MemberRemoveRequest
+	(*MemberRemoveResponse)(nil),  // 14: aetcd.MemberRemoveResponse
+	(*MemberUpdateRequest)(nil),   // 15: aetcd.MemberUpdateRequest
+	(*MemberUpdateResponse)(nil),  // 16: aetcd.MemberUpdateResponse
+	(*MemberPromoteRequest)(nil),  // 17: aetcd.MemberPromoteRequest
+	(*MemberPromoteResponse)(nil), // 18: aetcd.MemberPromoteResponse
+	(*MemberListRequest)(nil),     // 19: aetcd.MemberListRequest
+	(*MemberListResponse)(nil),    // 20: aetcd.MemberListResponse
+	(*MoveLeaderRequest)(nil),     // 21: aetcd.MoveLeaderRequest
+	(*MoveLeaderResponse)(nil),    // 22: aetcd.MoveLeaderResponse
+	(*ResponseHeader)(nil),        // 23: aetcd.ResponseHeader
 }
 var file_proto_maintenance_proto_depIdxs = []int32{
 	1,  // 0: aetcd.AlarmRequest.action:type_name -> aetcd.AlarmRequest.AlarmAction
 	0,  // 1: aetcd.AlarmRequest.alarm:type_name -> aetcd.AlarmType
 	0,  // 2: aetcd.AlarmMember.alarm:type_name -> aetcd.AlarmType
-	15, // 3: aetcd.AlarmResponse.header:type_name -> aetcd.ResponseHeader
+	23, // 3: aetcd.AlarmResponse.header:type_name -> aetcd.ResponseHeader
 	3,  // 4: aetcd.AlarmResponse.alarms:type_name -> aetcd.AlarmMember
-	15, // 5: aetcd.StatusResponse.header:type_name -> aetcd.ResponseHeader
+	23, // 5: aetcd.StatusResponse.header:type_name -> aetcd.ResponseHeader
 	6,  // 6: aetcd.StatusResponse.downgradeInfo:type_name -> aetcd.DowngradeInfo
-	15, // 7: aetcd.HashKVResponse.header:type_name -> aetcd.ResponseHeader
-	15, // 8: aetcd.MemberListResponse.header:type_name -> aetcd.ResponseHeader
-	10, // 9: aetcd.MemberListResponse.members:type_name -> aetcd.Member
-	15, // 10: aetcd.MoveLeaderResponse.header:type_name -> aetcd.ResponseHeader
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	23, // 7: aetcd.HashKVResponse.header:type_name -> aetcd.ResponseHeader
+	23, // 8: aetcd.MemberAddResponse.header:type_name -> aetcd.ResponseHeader
+	10, // 9: aetcd.MemberAddResponse.member:type_name -> aetcd.Member
+	10, // 10: aetcd.MemberAddResponse.members:type_name -> aetcd.Member
+	23, // 11: aetcd.MemberRemoveResponse.header:type_name -> aetcd.ResponseHeader
+	10, // 12: aetcd.MemberRemoveResponse.members:type_name -> aetcd.Member
+	23, // 13: aetcd.MemberUpdateResponse.header:type_name -> aetcd.ResponseHeader
+	10, // 14: aetcd.MemberUpdateResponse.members:type_name -> aetcd.Member
+	23, // 15: aetcd.MemberPromoteResponse.header:type_name -> aetcd.ResponseHeader
+	10, // 16: aetcd.MemberPromoteResponse.members:type_name -> aetcd.Member
+	23, // 17: aetcd.MemberListResponse.header:type_name -> aetcd.ResponseHeader
+	10, // 18: aetcd.MemberListResponse.members:type_name -> aetcd.Member
+	23, // 19: aetcd.MoveLeaderResponse.header:type_name -> aetcd.ResponseHeader
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_proto_maintenance_proto_init() }
@@ -1017,7 +1465,7 @@ func file_proto_maintenance_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_maintenance_proto_rawDesc), len(file_proto_maintenance_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

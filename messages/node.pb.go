@@ -802,9 +802,11 @@ func (*CommitBackend) Descriptor() ([]byte, []int) {
 // BackendCommitted reports that the backend durably holds everything
 // applied through index (an entry of term).
 type BackendCommitted struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Term  uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	// conf_state is the configuration as of index.
+	ConfState     *ConfState `protobuf:"bytes,3,opt,name=conf_state,json=confState,proto3" json:"conf_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -851,6 +853,13 @@ func (x *BackendCommitted) GetTerm() uint64 {
 		return x.Term
 	}
 	return 0
+}
+
+func (x *BackendCommitted) GetConfState() *ConfState {
+	if x != nil {
+		return x.ConfState
+	}
+	return nil
 }
 
 // SaveSnapshot asks the WAL writer to record that everything through
@@ -947,6 +956,180 @@ func (x *ForwardProposals) GetData() [][]byte {
 	return nil
 }
 
+// MemberChange asks the leader's raft node to propose a membership change
+// (request holds a member_add, member_remove, member_update or
+// member_promote). id identifies it among this member's requests;
+// new_member_id is the ID a member_add assigns. The sender gets the
+// ClientResponse once the change is applied, or an etcd error.
+type MemberChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Request       *ClientRequest         `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	NewMemberId   uint64                 `protobuf:"varint,3,opt,name=new_member_id,json=newMemberId,proto3" json:"new_member_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberChange) Reset() {
+	*x = MemberChange{}
+	mi := &file_proto_node_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberChange) ProtoMessage() {}
+
+func (x *MemberChange) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberChange.ProtoReflect.Descriptor instead.
+func (*MemberChange) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *MemberChange) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *MemberChange) GetRequest() *ClientRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *MemberChange) GetNewMemberId() uint64 {
+	if x != nil {
+		return x.NewMemberId
+	}
+	return 0
+}
+
+// ConfChangeContext is the context of a ConfChange entry: the member's
+// record after the change (for add, update and promote), and the member
+// and request awaiting the answer.
+type ConfChangeContext struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Origin        uint64                 `protobuf:"varint,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	Id            uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Member        *Member                `protobuf:"bytes,3,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfChangeContext) Reset() {
+	*x = ConfChangeContext{}
+	mi := &file_proto_node_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfChangeContext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfChangeContext) ProtoMessage() {}
+
+func (x *ConfChangeContext) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfChangeContext.ProtoReflect.Descriptor instead.
+func (*ConfChangeContext) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ConfChangeContext) GetOrigin() uint64 {
+	if x != nil {
+		return x.Origin
+	}
+	return 0
+}
+
+func (x *ConfChangeContext) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ConfChangeContext) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+// MemberRemoved tells a member that sent Raft traffic that the receiver
+// knows it was removed from the cluster: it must stop.
+type MemberRemoved struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRemoved) Reset() {
+	*x = MemberRemoved{}
+	mi := &file_proto_node_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRemoved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRemoved) ProtoMessage() {}
+
+func (x *MemberRemoved) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRemoved.ProtoReflect.Descriptor instead.
+func (*MemberRemoved) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *MemberRemoved) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
 // TransferLeadership asks a leading raft node to hand leadership to its
 // most caught-up follower (graceful shutdown); it answers MoveLeaderResponse
 // or an error once leadership moved or the transfer timed out.
@@ -958,7 +1141,7 @@ type TransferLeadership struct {
 
 func (x *TransferLeadership) Reset() {
 	*x = TransferLeadership{}
-	mi := &file_proto_node_proto_msgTypes[17]
+	mi := &file_proto_node_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1153,7 @@ func (x *TransferLeadership) String() string {
 func (*TransferLeadership) ProtoMessage() {}
 
 func (x *TransferLeadership) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_proto_msgTypes[17]
+	mi := &file_proto_node_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1166,7 @@ func (x *TransferLeadership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadership.ProtoReflect.Descriptor instead.
 func (*TransferLeadership) Descriptor() ([]byte, []int) {
-	return file_proto_node_proto_rawDescGZIP(), []int{17}
+	return file_proto_node_proto_rawDescGZIP(), []int{20}
 }
 
 // SendSnapshot asks the applier (on the leader) to stream its backend, as
@@ -1001,7 +1184,7 @@ type SendSnapshot struct {
 
 func (x *SendSnapshot) Reset() {
 	*x = SendSnapshot{}
-	mi := &file_proto_node_proto_msgTypes[18]
+	mi := &file_proto_node_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1196,7 @@ func (x *SendSnapshot) String() string {
 func (*SendSnapshot) ProtoMessage() {}
 
 func (x *SendSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_proto_msgTypes[18]
+	mi := &file_proto_node_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1209,7 @@ func (x *SendSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendSnapshot.ProtoReflect.Descriptor instead.
 func (*SendSnapshot) Descriptor() ([]byte, []int) {
-	return file_proto_node_proto_rawDescGZIP(), []int{18}
+	return file_proto_node_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SendSnapshot) GetTo() uint64 {
@@ -1068,7 +1251,7 @@ type SnapshotStatus struct {
 
 func (x *SnapshotStatus) Reset() {
 	*x = SnapshotStatus{}
-	mi := &file_proto_node_proto_msgTypes[19]
+	mi := &file_proto_node_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1080,7 +1263,7 @@ func (x *SnapshotStatus) String() string {
 func (*SnapshotStatus) ProtoMessage() {}
 
 func (x *SnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_proto_msgTypes[19]
+	mi := &file_proto_node_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1093,7 +1276,7 @@ func (x *SnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotStatus.ProtoReflect.Descriptor instead.
 func (*SnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_proto_node_proto_rawDescGZIP(), []int{19}
+	return file_proto_node_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SnapshotStatus) GetTo() uint64 {
@@ -1113,26 +1296,31 @@ func (x *SnapshotStatus) GetFailed() bool {
 // SnapshotChunk is one piece (at most 1 MiB) of a backend file streamed from
 // the leader to a follower's snapshot receiver. Chunks of one transfer share
 // meta, leader, term and transfer_id and arrive with consecutive offsets; the
-// last one carries the SHA-256 of the whole file. The receiver acknowledges
+// last one carries the SHA-256 of the whole file and the membership. The
+// receiver acknowledges
 // each chunk to ack_to.
 type SnapshotChunk struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Meta          *SnapshotMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
-	Leader        uint64                 `protobuf:"varint,2,opt,name=leader,proto3" json:"leader,omitempty"`
-	Term          uint64                 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
-	TransferId    uint64                 `protobuf:"varint,4,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"`
-	Offset        uint64                 `protobuf:"varint,5,opt,name=offset,proto3" json:"offset,omitempty"`
-	Data          []byte                 `protobuf:"bytes,6,opt,name=data,proto3" json:"data,omitempty"`
-	Last          bool                   `protobuf:"varint,7,opt,name=last,proto3" json:"last,omitempty"`
-	Sha256        []byte                 `protobuf:"bytes,8,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	AckTo         *actor.PID             `protobuf:"bytes,9,opt,name=ack_to,json=ackTo,proto3" json:"ack_to,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Meta       *SnapshotMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Leader     uint64                 `protobuf:"varint,2,opt,name=leader,proto3" json:"leader,omitempty"`
+	Term       uint64                 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	TransferId uint64                 `protobuf:"varint,4,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"`
+	Offset     uint64                 `protobuf:"varint,5,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data       []byte                 `protobuf:"bytes,6,opt,name=data,proto3" json:"data,omitempty"`
+	Last       bool                   `protobuf:"varint,7,opt,name=last,proto3" json:"last,omitempty"`
+	Sha256     []byte                 `protobuf:"bytes,8,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	AckTo      *actor.PID             `protobuf:"bytes,9,opt,name=ack_to,json=ackTo,proto3" json:"ack_to,omitempty"`
+	// members and removed (last chunk only) are the snapshot's member
+	// records and removed member IDs: the membership as of meta.index.
+	Members       []*Member `protobuf:"bytes,10,rep,name=members,proto3" json:"members,omitempty"`
+	Removed       []uint64  `protobuf:"varint,11,rep,packed,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_proto_node_proto_msgTypes[20]
+	mi := &file_proto_node_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1332,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_proto_msgTypes[20]
+	mi := &file_proto_node_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1345,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_proto_node_proto_rawDescGZIP(), []int{20}
+	return file_proto_node_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SnapshotChunk) GetMeta() *SnapshotMeta {
@@ -1223,6 +1411,20 @@ func (x *SnapshotChunk) GetAckTo() *actor.PID {
 	return nil
 }
 
+func (x *SnapshotChunk) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetRemoved() []uint64 {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
 // SnapshotAck acknowledges a SnapshotChunk (offset is the chunk's); a
 // rejected chunk ends the transfer. The last chunk is acknowledged only once
 // the file is verified and handed to the raft node.
@@ -1239,7 +1441,7 @@ type SnapshotAck struct {
 
 func (x *SnapshotAck) Reset() {
 	*x = SnapshotAck{}
-	mi := &file_proto_node_proto_msgTypes[21]
+	mi := &file_proto_node_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1453,7 @@ func (x *SnapshotAck) String() string {
 func (*SnapshotAck) ProtoMessage() {}
 
 func (x *SnapshotAck) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_proto_msgTypes[21]
+	mi := &file_proto_node_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1466,7 @@ func (x *SnapshotAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotAck.ProtoReflect.Descriptor instead.
 func (*SnapshotAck) Descriptor() ([]byte, []int) {
-	return file_proto_node_proto_rawDescGZIP(), []int{21}
+	return file_proto_node_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SnapshotAck) GetTransferId() uint64 {
@@ -1310,13 +1512,15 @@ type SnapshotReceived struct {
 	Leader        uint64                 `protobuf:"varint,1,opt,name=leader,proto3" json:"leader,omitempty"`
 	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
 	Meta          *SnapshotMeta          `protobuf:"bytes,3,opt,name=meta,proto3" json:"meta,omitempty"`
+	Members       []*Member              `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
+	Removed       []uint64               `protobuf:"varint,5,rep,packed,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotReceived) Reset() {
 	*x = SnapshotReceived{}
-	mi := &file_proto_node_proto_msgTypes[22]
+	mi := &file_proto_node_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1532,7 @@ func (x *SnapshotReceived) String() string {
 func (*SnapshotReceived) ProtoMessage() {}
 
 func (x *SnapshotReceived) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_proto_msgTypes[22]
+	mi := &file_proto_node_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1545,7 @@ func (x *SnapshotReceived) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotReceived.ProtoReflect.Descriptor instead.
 func (*SnapshotReceived) Descriptor() ([]byte, []int) {
-	return file_proto_node_proto_rawDescGZIP(), []int{22}
+	return file_proto_node_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SnapshotReceived) GetLeader() uint64 {
@@ -1365,6 +1569,20 @@ func (x *SnapshotReceived) GetMeta() *SnapshotMeta {
 	return nil
 }
 
+func (x *SnapshotReceived) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *SnapshotReceived) GetRemoved() []uint64 {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
 // InstallSnapshot asks the applier to replace the backend with
 // db.snap-<meta.index> once the WAL holds the snapshot marker.
 type InstallSnapshot struct {
@@ -1376,7 +1594,7 @@ type InstallSnapshot struct {
 
 func (x *InstallSnapshot) Reset() {
 	*x = InstallSnapshot{}
-	mi := &file_proto_node_proto_msgTypes[23]
+	mi := &file_proto_node_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1606,7 @@ func (x *InstallSnapshot) String() string {
 func (*InstallSnapshot) ProtoMessage() {}
 
 func (x *InstallSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_proto_msgTypes[23]
+	mi := &file_proto_node_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1619,7 @@ func (x *InstallSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstallSnapshot.ProtoReflect.Descriptor instead.
 func (*InstallSnapshot) Descriptor() ([]byte, []int) {
-	return file_proto_node_proto_rawDescGZIP(), []int{23}
+	return file_proto_node_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *InstallSnapshot) GetMeta() *SnapshotMeta {
@@ -1460,14 +1678,26 @@ const file_proto_node_proto_rawDesc = "" +
 	"\aApplied\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"\a\n" +
 	"\x05Flush\"\x0f\n" +
-	"\rCommitBackend\"<\n" +
+	"\rCommitBackend\"m\n" +
 	"\x10BackendCommitted\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
-	"\x04term\x18\x02 \x01(\x04R\x04term\"7\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12/\n" +
+	"\n" +
+	"conf_state\x18\x03 \x01(\v2\x10.aetcd.ConfStateR\tconfState\"7\n" +
 	"\fSaveSnapshot\x12'\n" +
 	"\x04meta\x18\x01 \x01(\v2\x13.aetcd.SnapshotMetaR\x04meta\"&\n" +
 	"\x10ForwardProposals\x12\x12\n" +
-	"\x04data\x18\x01 \x03(\fR\x04data\"\x14\n" +
+	"\x04data\x18\x01 \x03(\fR\x04data\"r\n" +
+	"\fMemberChange\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
+	"\arequest\x18\x02 \x01(\v2\x14.aetcd.ClientRequestR\arequest\x12\"\n" +
+	"\rnew_member_id\x18\x03 \x01(\x04R\vnewMemberId\"b\n" +
+	"\x11ConfChangeContext\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\x04R\x06origin\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x04R\x02id\x12%\n" +
+	"\x06member\x18\x03 \x01(\v2\r.aetcd.MemberR\x06member\"\x1f\n" +
+	"\rMemberRemoved\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"\x14\n" +
 	"\x12TransferLeadership\"\x8b\x01\n" +
 	"\fSendSnapshot\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\x04R\x02to\x12\x12\n" +
@@ -1478,7 +1708,7 @@ const file_proto_node_proto_rawDesc = "" +
 	"conf_state\x18\x04 \x01(\v2\x10.aetcd.ConfStateR\tconfState\"8\n" +
 	"\x0eSnapshotStatus\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\x04R\x02to\x12\x16\n" +
-	"\x06failed\x18\x02 \x01(\bR\x06failed\"\x80\x02\n" +
+	"\x06failed\x18\x02 \x01(\bR\x06failed\"\xc3\x02\n" +
 	"\rSnapshotChunk\x12'\n" +
 	"\x04meta\x18\x01 \x01(\v2\x13.aetcd.SnapshotMetaR\x04meta\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\x04R\x06leader\x12\x12\n" +
@@ -1490,18 +1720,23 @@ const file_proto_node_proto_rawDesc = "" +
 	"\x04last\x18\a \x01(\bR\x04last\x12\x16\n" +
 	"\x06sha256\x18\b \x01(\fR\x06sha256\x12!\n" +
 	"\x06ack_to\x18\t \x01(\v2\n" +
-	".actor.PIDR\x05ackTo\"\x8e\x01\n" +
+	".actor.PIDR\x05ackTo\x12'\n" +
+	"\amembers\x18\n" +
+	" \x03(\v2\r.aetcd.MemberR\amembers\x12\x18\n" +
+	"\aremoved\x18\v \x03(\x04R\aremoved\"\x8e\x01\n" +
 	"\vSnapshotAck\x12\x1f\n" +
 	"\vtransfer_id\x18\x01 \x01(\x04R\n" +
 	"transferId\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04last\x18\x03 \x01(\bR\x04last\x12\x1a\n" +
 	"\brejected\x18\x04 \x01(\bR\brejected\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"g\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xaa\x01\n" +
 	"\x10SnapshotReceived\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\x04R\x06leader\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12'\n" +
-	"\x04meta\x18\x03 \x01(\v2\x13.aetcd.SnapshotMetaR\x04meta\":\n" +
+	"\x04meta\x18\x03 \x01(\v2\x13.aetcd.SnapshotMetaR\x04meta\x12'\n" +
+	"\amembers\x18\x04 \x03(\v2\r.aetcd.MemberR\amembers\x12\x18\n" +
+	"\aremoved\x18\x05 \x03(\x04R\aremoved\":\n" +
 	"\x0fInstallSnapshot\x12'\n" +
 	"\x04meta\x18\x01 \x01(\v2\x13.aetcd.SnapshotMetaR\x04metaB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
 
@@ -1517,7 +1752,7 @@ func file_proto_node_proto_rawDescGZIP() []byte {
 	return file_proto_node_proto_rawDescData
 }
 
-var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_proto_node_proto_goTypes = []any{
 	(*InternalRequest)(nil),    // 0: aetcd.InternalRequest
 	(*Propose)(nil),            // 1: aetcd.Propose
@@ -1536,52 +1771,61 @@ var file_proto_node_proto_goTypes = []any{
 	(*BackendCommitted)(nil),   // 14: aetcd.BackendCommitted
 	(*SaveSnapshot)(nil),       // 15: aetcd.SaveSnapshot
 	(*ForwardProposals)(nil),   // 16: aetcd.ForwardProposals
-	(*TransferLeadership)(nil), // 17: aetcd.TransferLeadership
-	(*SendSnapshot)(nil),       // 18: aetcd.SendSnapshot
-	(*SnapshotStatus)(nil),     // 19: aetcd.SnapshotStatus
-	(*SnapshotChunk)(nil),      // 20: aetcd.SnapshotChunk
-	(*SnapshotAck)(nil),        // 21: aetcd.SnapshotAck
-	(*SnapshotReceived)(nil),   // 22: aetcd.SnapshotReceived
-	(*InstallSnapshot)(nil),    // 23: aetcd.InstallSnapshot
-	(*PutRequest)(nil),         // 24: aetcd.PutRequest
-	(*DeleteRangeRequest)(nil), // 25: aetcd.DeleteRangeRequest
-	(*TxnRequest)(nil),         // 26: aetcd.TxnRequest
-	(*CompactionRequest)(nil),  // 27: aetcd.CompactionRequest
-	(*Member)(nil),             // 28: aetcd.Member
-	(*Error)(nil),              // 29: aetcd.Error
-	(*HardState)(nil),          // 30: aetcd.HardState
-	(*Entry)(nil),              // 31: aetcd.Entry
-	(*SnapshotMeta)(nil),       // 32: aetcd.SnapshotMeta
-	(*actor.PID)(nil),          // 33: actor.PID
-	(*ConfState)(nil),          // 34: aetcd.ConfState
+	(*MemberChange)(nil),       // 17: aetcd.MemberChange
+	(*ConfChangeContext)(nil),  // 18: aetcd.ConfChangeContext
+	(*MemberRemoved)(nil),      // 19: aetcd.MemberRemoved
+	(*TransferLeadership)(nil), // 20: aetcd.TransferLeadership
+	(*SendSnapshot)(nil),       // 21: aetcd.SendSnapshot
+	(*SnapshotStatus)(nil),     // 22: aetcd.SnapshotStatus
+	(*SnapshotChunk)(nil),      // 23: aetcd.SnapshotChunk
+	(*SnapshotAck)(nil),        // 24: aetcd.SnapshotAck
+	(*SnapshotReceived)(nil),   // 25: aetcd.SnapshotReceived
+	(*InstallSnapshot)(nil),    // 26: aetcd.InstallSnapshot
+	(*PutRequest)(nil),         // 27: aetcd.PutRequest
+	(*DeleteRangeRequest)(nil), // 28: aetcd.DeleteRangeRequest
+	(*TxnRequest)(nil),         // 29: aetcd.TxnRequest
+	(*CompactionRequest)(nil),  // 30: aetcd.CompactionRequest
+	(*Member)(nil),             // 31: aetcd.Member
+	(*Error)(nil),              // 32: aetcd.Error
+	(*HardState)(nil),          // 33: aetcd.HardState
+	(*Entry)(nil),              // 34: aetcd.Entry
+	(*SnapshotMeta)(nil),       // 35: aetcd.SnapshotMeta
+	(*actor.PID)(nil),          // 36: actor.PID
+	(*ConfState)(nil),          // 37: aetcd.ConfState
+	(*ClientRequest)(nil),      // 38: aetcd.ClientRequest
 }
 var file_proto_node_proto_depIdxs = []int32{
-	24, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
-	25, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
-	26, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
-	27, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
-	28, // 4: aetcd.InternalRequest.member_attributes:type_name -> aetcd.Member
+	27, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
+	28, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
+	29, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
+	30, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
+	31, // 4: aetcd.InternalRequest.member_attributes:type_name -> aetcd.Member
 	0,  // 5: aetcd.Propose.request:type_name -> aetcd.InternalRequest
-	29, // 6: aetcd.ReadReady.error:type_name -> aetcd.Error
-	30, // 7: aetcd.Persist.hard_state:type_name -> aetcd.HardState
-	31, // 8: aetcd.Persist.entries:type_name -> aetcd.Entry
-	32, // 9: aetcd.Persist.snapshot:type_name -> aetcd.SnapshotMeta
-	33, // 10: aetcd.Waiter.reply_to:type_name -> actor.PID
-	31, // 11: aetcd.Apply.entries:type_name -> aetcd.Entry
+	32, // 6: aetcd.ReadReady.error:type_name -> aetcd.Error
+	33, // 7: aetcd.Persist.hard_state:type_name -> aetcd.HardState
+	34, // 8: aetcd.Persist.entries:type_name -> aetcd.Entry
+	35, // 9: aetcd.Persist.snapshot:type_name -> aetcd.SnapshotMeta
+	36, // 10: aetcd.Waiter.reply_to:type_name -> actor.PID
+	34, // 11: aetcd.Apply.entries:type_name -> aetcd.Entry
 	8,  // 12: aetcd.Apply.waiters:type_name -> aetcd.Waiter
-	33, // 13: aetcd.WaitApplied.waiters:type_name -> actor.PID
-	32, // 14: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
-	33, // 15: aetcd.SendSnapshot.receiver:type_name -> actor.PID
-	34, // 16: aetcd.SendSnapshot.conf_state:type_name -> aetcd.ConfState
-	32, // 17: aetcd.SnapshotChunk.meta:type_name -> aetcd.SnapshotMeta
-	33, // 18: aetcd.SnapshotChunk.ack_to:type_name -> actor.PID
-	32, // 19: aetcd.SnapshotReceived.meta:type_name -> aetcd.SnapshotMeta
-	32, // 20: aetcd.InstallSnapshot.meta:type_name -> aetcd.SnapshotMeta
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	36, // 13: aetcd.WaitApplied.waiters:type_name -> actor.PID
+	37, // 14: aetcd.BackendCommitted.conf_state:type_name -> aetcd.ConfState
+	35, // 15: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	38, // 16: aetcd.MemberChange.request:type_name -> aetcd.ClientRequest
+	31, // 17: aetcd.ConfChangeContext.member:type_name -> aetcd.Member
+	36, // 18: aetcd.SendSnapshot.receiver:type_name -> actor.PID
+	37, // 19: aetcd.SendSnapshot.conf_state:type_name -> aetcd.ConfState
+	35, // 20: aetcd.SnapshotChunk.meta:type_name -> aetcd.SnapshotMeta
+	36, // 21: aetcd.SnapshotChunk.ack_to:type_name -> actor.PID
+	31, // 22: aetcd.SnapshotChunk.members:type_name -> aetcd.Member
+	35, // 23: aetcd.SnapshotReceived.meta:type_name -> aetcd.SnapshotMeta
+	31, // 24: aetcd.SnapshotReceived.members:type_name -> aetcd.Member
+	35, // 25: aetcd.InstallSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_proto_node_proto_init() }
@@ -1606,7 +1850,7 @@ func file_proto_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_node_proto_rawDesc), len(file_proto_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -37,6 +37,10 @@ type clusterMember struct {
 	clientURL string
 	peerURL   string
 	id        uint64 // derived from the peer URL and token, as etcd does
+	// joinCluster, if set, is the --initial-cluster of a member added to
+	// the running cluster (started with --initial-cluster-state existing);
+	// its id is the one member add assigned.
+	joinCluster string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -90,13 +94,35 @@ func startCluster(t *testing.T, n int, extra ...string) *testCluster {
 }
 
 func (c *testCluster) args(m *clusterMember) []string {
+	initial, state := c.initial, "new"
+	if m.joinCluster != "" {
+		initial, state = m.joinCluster, "existing"
+	}
 	return append([]string{
 		"--name", m.name, "--data-dir", m.dir,
 		"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
 		"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
-		"--initial-cluster", c.initial, "--initial-cluster-token", clusterToken,
+		"--initial-cluster", initial, "--initial-cluster-token", clusterToken,
+		"--initial-cluster-state", state,
 		"--heartbeat-interval", "50", "--election-timeout", "500",
 	}, c.extra...)
+}
+
+// newJoiner returns a member (not yet added, not started) on fresh ports
+// that joins the members in ms: its --initial-cluster names them and itself.
+func (c *testCluster) newJoiner(name string, ms ...*clusterMember) *clusterMember {
+	m := &clusterMember{
+		name:      name,
+		dir:       c.t.TempDir(),
+		clientURL: fmt.Sprintf("http://127.0.0.1:%d", freePort(c.t)),
+		peerURL:   fmt.Sprintf("http://127.0.0.1:%d", freePort(c.t)),
+	}
+	parts := []string{m.name + "=" + m.peerURL}
+	for _, o := range ms {
+		parts = append(parts, o.name+"="+o.peerURL)
+	}
+	m.joinCluster = strings.Join(parts, ",")
+	return m
 }
 
 // spawn starts m's process (a new incarnation) without waiting for it.

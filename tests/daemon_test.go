@@ -89,7 +89,7 @@ func TestDaemonBadFlags(t *testing.T) {
 			"--initial-cluster", "m1=http://127.0.0.1:12380,m2=http://127.0.0.1:12380"), "same peer URLs"},
 		{"initial cluster without this member", append(append([]string{"--data-dir", "d"}, single...),
 			"--initial-cluster", "m2=http://127.0.0.1:22380"), "--initial-cluster"},
-		{"existing cluster state", append(append([]string{"--data-dir", "d"}, single...), "--initial-cluster-state", "existing"), "existing"},
+		{"existing cluster state with no member to join", append(append([]string{"--data-dir", "d"}, single...), "--initial-cluster-state", "existing"), "existing"},
 		{"bad election timeout", []string{"--data-dir", "d", "--heartbeat-interval", "100", "--election-timeout", "200"}, "--election-timeout"},
 		{"bad log level", []string{"--data-dir", "d", "--log-level", "loud"}, "--log-level"},
 		{"non-numeric max txn ops", []string{"--data-dir", "d", "--max-txn-ops", "many"}, "max-txn-ops"},

@@ -35,7 +35,7 @@ func (c *Core) ProposeConfChange(cc *messages.ConfChange) error {
 	case c.pendingConfIndex > c.log.applying:
 		return ErrPendingConfChange
 	}
-	if err := validConfChange(c.trk.confState(), cc); err != nil {
+	if err := ValidConfChange(c.trk.confState(), cc); err != nil {
 		return err
 	}
 	data, err := proto.Marshal(cc)
@@ -68,7 +68,10 @@ func DecodeConfChange(e *messages.Entry) (*messages.ConfChange, error) {
 	return cc, nil
 }
 
-func validConfChange(cs *messages.ConfState, cc *messages.ConfChange) error {
+// ValidConfChange reports whether cc applies to configuration cs; the
+// error (ErrInvalidConfChange) says why not. Changes that do not apply are
+// ignored when committed.
+func ValidConfChange(cs *messages.ConfState, cc *messages.ConfChange) error {
 	id := cc.GetNodeId()
 	voter, learner := slices.Contains(cs.Voters, id), slices.Contains(cs.Learners, id)
 	bad := func(why string) error {
@@ -107,7 +110,7 @@ func validConfChange(cs *messages.ConfState, cc *messages.ConfChange) error {
 // (validConfChange would refuse them) leave cs as it is: every member
 // applies the same entries, so they still agree.
 func applyConfChangeTo(cs *messages.ConfState, cc *messages.ConfChange) *messages.ConfState {
-	if validConfChange(cs, cc) != nil {
+	if ValidConfChange(cs, cc) != nil {
 		return cs
 	}
 	id := cc.NodeId
@@ -141,17 +144,16 @@ func confAfter(cs *messages.ConfState, ents []*messages.Entry) *messages.ConfSta
 	return cs
 }
 
-// applyConf makes cs the configuration in effect and adjusts the role to
-// it: a leader that is no longer a voter steps down; a leader starts
+// applyConf makes cs the configuration in effect. A leader starts
 // replicating to new members and recomputes its commit index (a removed
-// voter may have been the one holding it back).
+// voter may have been the one holding it back). A leader that is no longer
+// a voter goes on leading without counting itself (as etcd's raft by
+// default): it must tell the others that its removal committed, or, with
+// two voters, the remaining one could wait forever for the removed one's
+// vote. The host stops a removed member, after handing leadership over.
 func (c *Core) applyConf(cs *messages.ConfState) {
 	c.trk.setConf(cs, c.log.lastIndex()+1)
 	if c.role != RoleLeader {
-		return
-	}
-	if !c.trk.isVoter(c.id) {
-		c.becomeFollower(c.term, 0)
 		return
 	}
 	if c.leadTransferee != 0 && !c.trk.isVoter(c.leadTransferee) {

@@ -169,7 +169,7 @@ func New(cfg Config, rs RestoreState) (*Core, error) {
 	c.log.applied, c.log.applying = applied, applied
 	// Conf changes through applied took effect before the restart; later
 	// ones take effect when handed out again.
-	c.trk = newTracker(c.snapConf, cfg.MaxInflightMsgs)
+	c.trk = newTracker(cfg.ID, c.snapConf, cfg.MaxInflightMsgs)
 	if applied > c.log.snapIndex {
 		c.trk.setConf(confAfter(c.snapConf, c.log.slice(c.log.firstIndex(), applied+1, 0)), last+1)
 	}

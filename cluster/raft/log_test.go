@@ -209,7 +209,7 @@ func TestQuorumIndexAndTally(t *testing.T) {
 		{[]uint64{9, 8, 1, 2, 7}, 7},
 	}
 	for _, tt := range tests {
-		trk := newTracker(&messages.ConfState{Voters: ids(len(tt.matches))}, 1)
+		trk := newTracker(1, &messages.ConfState{Voters: ids(len(tt.matches))}, 1)
 		for i, m := range tt.matches {
 			trk.progress[uint64(i+1)].match = m
 		}
@@ -217,7 +217,7 @@ func TestQuorumIndexAndTally(t *testing.T) {
 			t.Errorf("quorumIndex(%v) = %d, want %d", tt.matches, got, tt.want)
 		}
 	}
-	trk := newTracker(&messages.ConfState{Voters: ids(4)}, 1)
+	trk := newTracker(1, &messages.ConfState{Voters: ids(4)}, 1)
 	trk.recordVote(1, true)
 	trk.recordVote(2, false)
 	trk.recordVote(2, true) // repeat ignored

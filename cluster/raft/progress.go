@@ -166,15 +166,18 @@ func (in *inflights) freeFirstOne() {
 // but neither vote nor count toward any quorum. Iteration is always in
 // ascending ID order so the core stays deterministic.
 type tracker struct {
-	voters      []uint64 // sorted
-	learners    []uint64 // sorted, disjoint from voters
+	voters   []uint64 // sorted
+	learners []uint64 // sorted, disjoint from voters
+	// progress has an entry for every member and for self, even when self
+	// is not (or no longer) a member: a removed leader keeps its own.
 	progress    map[uint64]*progress
 	votes       map[uint64]bool
 	maxInflight int
+	self        uint64
 }
 
-func newTracker(cs *messages.ConfState, maxInflight int) tracker {
-	t := tracker{progress: map[uint64]*progress{}, votes: map[uint64]bool{}, maxInflight: maxInflight}
+func newTracker(self uint64, cs *messages.ConfState, maxInflight int) tracker {
+	t := tracker{progress: map[uint64]*progress{}, votes: map[uint64]bool{}, maxInflight: maxInflight, self: self}
 	t.setConf(cs, 0)
 	return t
 }
@@ -184,8 +187,8 @@ func newTracker(cs *messages.ConfState, maxInflight int) tracker {
 func (t *tracker) setConf(cs *messages.ConfState, next uint64) {
 	t.voters = sortedIDs(cs.GetVoters())
 	t.learners = sortedIDs(cs.GetLearners())
-	keep := make(map[uint64]*progress, len(t.voters)+len(t.learners))
-	for _, id := range t.members() {
+	keep := make(map[uint64]*progress, len(t.voters)+len(t.learners)+1)
+	for _, id := range append(t.members(), t.self) {
 		p, ok := t.progress[id]
 		if !ok {
 			p = t.newProgress(next)

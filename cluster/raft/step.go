@@ -226,8 +226,7 @@ func (c *Core) reset(term uint64) {
 	c.transferCampaign = false
 	c.trk.resetVotes()
 	last := c.log.lastIndex()
-	for _, id := range c.trk.members() {
-		p := c.trk.progress[id]
+	for id, p := range c.trk.progress {
 		p.resetState(ProgressProbe)
 		p.match, p.next = 0, last+1
 		p.recentActive = id == c.id
@@ -295,9 +294,13 @@ func (c *Core) becomeLeader() {
 
 // --- elections ---
 
+// tickElection counts toward an election timeout. Only a voter restarts
+// the count when it campaigns: a learner's or removed member's count keeps
+// growing, so its lease (CheckQuorum) on a leader it no longer hears from
+// expires and it answers other members' vote requests.
 func (c *Core) tickElection() {
 	c.electionElapsed++
-	if c.electionElapsed >= c.randomizedElectionTimeout {
+	if c.electionElapsed >= c.randomizedElectionTimeout && c.trk.isVoter(c.id) {
 		c.electionElapsed = 0
 		c.hup(false)
 	}

@@ -9,23 +9,44 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-func TestMemberAttributesPersist(t *testing.T) {
+func attrs(m *messages.Member) *messages.InternalRequest {
+	return &messages.InternalRequest{Request: &messages.InternalRequest_MemberAttributes{MemberAttributes: m}}
+}
+
+func TestMembersPersist(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	s, err := mvcc.Open(path, mvcc.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m1 := &messages.Member{ID: 7, Name: "m1", ClientURLs: []string{"http://127.0.0.1:1"}}
-	m2 := &messages.Member{ID: 3, Name: "m2", ClientURLs: []string{"http://127.0.0.1:2"}}
-	for i, m := range []*messages.Member{m1, m2} {
-		s.Apply(uint64(i+1), &messages.InternalRequest{Request: &messages.InternalRequest_MemberAttributes{MemberAttributes: m}})
+	// Membership changes create the records; attributes fill in name and
+	// client URLs but never peer URLs or the learner flag.
+	s.SaveMember(&messages.Member{ID: 7, PeerURLs: []string{"http://127.0.0.1:17"}})
+	s.SaveMember(&messages.Member{ID: 3, PeerURLs: []string{"http://127.0.0.1:13"}, IsLearner: true})
+	s.SaveMember(&messages.Member{ID: 5, PeerURLs: []string{"http://127.0.0.1:15"}})
+	s.SetConsistentIndex(1)
+	s.Apply(2, attrs(&messages.Member{ID: 7, Name: "m1", ClientURLs: []string{"http://127.0.0.1:1"}, PeerURLs: []string{"http://ignored:1"}, IsLearner: true}))
+	s.Apply(3, attrs(&messages.Member{ID: 3, Name: "m2", ClientURLs: []string{"http://127.0.0.1:2"}}))
+	s.RemoveMember(5)
+	s.SetConsistentIndex(4)
+	s.Apply(5, attrs(&messages.Member{ID: 5, Name: "gone"}))
+	s.Apply(6, attrs(&messages.Member{ID: 9, Name: "never added"}))
+	m1 := &messages.Member{ID: 7, Name: "m1", ClientURLs: []string{"http://127.0.0.1:1"}, PeerURLs: []string{"http://127.0.0.1:17"}}
+	m2 := &messages.Member{ID: 3, Name: "m2", ClientURLs: []string{"http://127.0.0.1:2"}, PeerURLs: []string{"http://127.0.0.1:13"}, IsLearner: true}
+	check := func(when string) {
+		t.Helper()
+		got, err := s.Members()
+		if err != nil || len(got) != 2 || !proto.Equal(got[0], m2) || !proto.Equal(got[1], m1) {
+			t.Fatalf("%s: %v %v", when, got, err)
+		}
+		removed, err := s.RemovedMembers()
+		if err != nil || len(removed) != 1 || !removed[5] {
+			t.Fatalf("%s: removed %v %v", when, removed, err)
+		}
 	}
-	got, err := s.Members()
-	if err != nil || len(got) != 2 || !proto.Equal(got[0], m2) || !proto.Equal(got[1], m1) {
-		t.Fatalf("in the open batch: %v %v", got, err)
-	}
+	check("in the open batch")
 	if s.Rev() != 1 {
-		t.Fatalf("member attributes moved the revision to %d", s.Rev())
+		t.Fatalf("member records moved the revision to %d", s.Rev())
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -35,8 +56,8 @@ func TestMemberAttributesPersist(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	got, err = s.Members()
-	if err != nil || len(got) != 2 || !proto.Equal(got[1], m1) || s.ConsistentIndex() != 2 {
-		t.Fatalf("after reopen: %v %v ci %d", got, err, s.ConsistentIndex())
+	check("after reopen")
+	if s.ConsistentIndex() != 6 {
+		t.Fatalf("consistent index %d after reopen, want 6", s.ConsistentIndex())
 	}
 }
