@@ -121,9 +121,22 @@ func Start(cfg Config, log zerolog.Logger) (_ *Member, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(members) == 0 {
+	if removed[m.cfg.MemberID] {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, actors.ErrRemoved)
+	}
+	if len(members) == 0 && m.cfg.InitialClusterState == "existing" {
 		// A member joining a running cluster: the members it was told about
-		// route its first Raft messages until its log or a snapshot says more.
+		// route its first Raft messages until its log or a snapshot says
+		// more. One restarted before applying anything asks again.
+		if m.joinMembers == nil {
+			_, cid, err := m.askMembers()
+			if err != nil {
+				return nil, err
+			}
+			if cid != m.cfg.ClusterID {
+				return nil, fmt.Errorf("data dir %s belongs to cluster %x; the members in --initial-cluster are of cluster %x", cfg.DataDir, m.cfg.ClusterID, cid)
+			}
+		}
 		members = m.joinMembers
 	}
 	for _, mem := range members {
@@ -260,11 +273,29 @@ func bootstrapEntries(members []cluster.Member) ([]*messages.Entry, *messages.Ha
 	return ents, &messages.HardState{Term: 1, Commit: uint64(len(ents))}, nil
 }
 
-// join asks the other members named in --initial-cluster for the cluster's
-// membership (a linearizable member list through their gateways), and
-// takes this member's ID (the one member add assigned to its peer URLs) and
-// the cluster ID from it.
+// join takes this member's ID (the one member add assigned to its peer
+// URLs) and the cluster ID from the running cluster's member list, and
+// refuses to join as a member that has started before (its data is lost).
 func (m *Member) join() error {
+	self, cid, err := m.askMembers()
+	if err != nil {
+		return err
+	}
+	if self.Name != "" {
+		return fmt.Errorf("--initial-cluster-state existing: member %x with peer URLs %s has already been bootstrapped (its data dir was lost: remove it and add it again)",
+			self.ID, strings.Join(self.PeerURLs, ","))
+	}
+	m.cfg.MemberID, m.cfg.ClusterID = self.ID, cid
+	m.log.Info().Str("member-id", fmt.Sprintf("%x", self.ID)).Str("cluster-id", fmt.Sprintf("%x", m.cfg.ClusterID)).
+		Msg("joining a running cluster")
+	return nil
+}
+
+// askMembers asks the other members named in --initial-cluster for the
+// cluster's membership (a linearizable member list through their
+// gateways) and returns this member's record (the one with its peer URLs)
+// and the cluster ID. It sets joinMembers.
+func (m *Member) askMembers() (*messages.Member, uint64, error) {
 	self := slices.Clone(m.cfg.InitialAdvertisePeerURLs)
 	slices.Sort(self)
 	var addrs []string
@@ -275,13 +306,13 @@ func (m *Member) join() error {
 		for _, u := range mem.PeerURLs {
 			addr, err := hostPort(u)
 			if err != nil {
-				return err
+				return nil, 0, err
 			}
 			addrs = append(addrs, addr)
 		}
 	}
 	if len(addrs) == 0 {
-		return fmt.Errorf("--initial-cluster-state existing: --initial-cluster names no other member to join")
+		return nil, 0, fmt.Errorf("--initial-cluster-state existing: --initial-cluster names no other member to join")
 	}
 	deadline := time.Now().Add(m.cfg.RequestTimeout)
 	var lastErr error
@@ -303,25 +334,17 @@ func (m *Member) join() error {
 			for _, mem := range list.Members {
 				urls := slices.Clone(mem.PeerURLs)
 				slices.Sort(urls)
-				if !slices.Equal(urls, self) {
-					continue
+				if slices.Equal(urls, self) {
+					m.joinMembers = list.Members
+					return mem, list.Header.GetClusterId(), nil
 				}
-				if mem.Name != "" {
-					return fmt.Errorf("--initial-cluster-state existing: member %x with peer URLs %s has already been bootstrapped (its data dir was lost: remove it and add it again)",
-						mem.ID, strings.Join(self, ","))
-				}
-				m.cfg.MemberID, m.cfg.ClusterID = mem.ID, list.Header.GetClusterId()
-				m.joinMembers = list.Members
-				m.log.Info().Str("member-id", fmt.Sprintf("%x", mem.ID)).Str("cluster-id", fmt.Sprintf("%x", m.cfg.ClusterID)).
-					Str("from", addr).Msg("joining a running cluster")
-				return nil
 			}
-			return fmt.Errorf("--initial-cluster-state existing: the cluster has no member with peer URLs %s (add it first: etcdctl member add %s --peer-urls=%s)",
+			return nil, 0, fmt.Errorf("--initial-cluster-state existing: the cluster has no member with peer URLs %s (add it first: etcdctl member add %s --peer-urls=%s)",
 				strings.Join(self, ","), m.cfg.Name, strings.Join(self, ","))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("--initial-cluster-state existing: no member of --initial-cluster answered: %w", lastErr)
+	return nil, 0, fmt.Errorf("--initial-cluster-state existing: no member of --initial-cluster answered: %w", lastErr)
 }
 
 // peerPID is the PID of actor name on the member whose peer address

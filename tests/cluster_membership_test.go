@@ -2,8 +2,10 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -167,16 +169,25 @@ func TestClusterMembership(t *testing.T) {
 	_, err = cli.MemberPromote(ctx, m4.id)
 	cancel()
 	wantRPCError(t, "promote of a member already promoted", err, rpctypes.ErrGRPCMemberNotLearner)
+	// Each member lists four voters once it has applied the promotion (the
+	// promoted member itself serves Cluster requests only from then on).
 	for _, m := range c.members {
-		list := memberListOf(t, c, m)
-		if len(list.Members) != 4 {
-			t.Fatalf("%s lists %d members after the promotion, want 4", m.name, len(list.Members))
-		}
-		for _, mm := range list.Members {
-			if mm.IsLearner {
-				t.Fatalf("%s still lists %x as a learner", m.name, mm.ID)
+		waitFor(t, 10*time.Second, m.name+" to list four voters", func() bool {
+			cli := c.client(m)
+			defer cli.Close()
+			ctx, cancel := reqCtx()
+			defer cancel()
+			list, err := cli.MemberList(ctx)
+			if err != nil || len(list.Members) != 4 {
+				return false
 			}
-		}
+			for _, mm := range list.Members {
+				if mm.IsLearner {
+					return false
+				}
+			}
+			return true
+		})
 	}
 	// Within a few heartbeats the new voter publishes its name and serves.
 	waitFor(t, 10*time.Second, "m4 to publish its name", func() bool {
@@ -213,6 +224,14 @@ func TestClusterMembership(t *testing.T) {
 	}
 	c.waitExit(victim, 10*time.Second, "permanently removed")
 	c.members = c.others(victim)
+	// Restarted on its data dir, a removed member stops again.
+	c.spawn(victim)
+	c.waitExit(victim, 10*time.Second, "permanently removed")
+
+	// The added member restarts (same flags, IDs from its data dir) and
+	// catches up.
+	c.kill9(m4)
+	c.restart(m4)
 
 	// Remove the leader: it hands leadership over and stops.
 	leader = c.waitLeader(10*time.Second, c.members...)
@@ -308,5 +327,130 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestEtcdctlMembership drives membership changes with etcdctl 3.6.6 and
+// checks what it prints: member add --learner, starting the new member
+// with the environment etcdctl printed, member list, promote, endpoint
+// status --cluster, update and remove.
+func TestEtcdctlMembership(t *testing.T) {
+	if os.Getenv("ETCDCTL") == "" {
+		t.Skip("ETCDCTL is not set: build etcdctl 3.6.6 with shared/tools/etcd-reference.sh and point ETCDCTL at it")
+	}
+	c := startCluster(t, 3)
+	addr := strings.TrimPrefix(c.members[0].clientURL, "http://")
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := etcdctl(t, addr, "", args...)
+		if err != nil {
+			t.Fatalf("etcdctl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	m4 := c.newJoiner("m4", c.members...)
+	out := run("member", "add", "m4", "--peer-urls="+m4.peerURL, "--learner")
+	var id, cid uint64
+	if _, err := fmt.Sscanf(out, "Member %x added as learner to cluster %x", &id, &cid); err != nil || cid != c.cid {
+		t.Fatalf("member add printed:\n%s", out)
+	}
+	m4.id = id
+	for _, want := range []string{`ETCD_NAME="m4"`, `ETCD_INITIAL_ADVERTISE_PEER_URLS="` + m4.peerURL + `"`, `ETCD_INITIAL_CLUSTER_STATE="existing"`} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("member add output lacks %s:\n%s", want, out)
+		}
+	}
+	// The printed ETCD_INITIAL_CLUSTER is what the new member starts with.
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "ETCD_INITIAL_CLUSTER="); ok {
+			m4.joinCluster = strings.Trim(v, `"`)
+		}
+	}
+	c.members = append(c.members, m4)
+	c.spawn(m4)
+	c.waitReady(m4)
+
+	type listed struct {
+		Members []struct {
+			ID         uint64   `json:"ID"`
+			Name       string   `json:"name"`
+			PeerURLs   []string `json:"peerURLs"`
+			ClientURLs []string `json:"clientURLs"`
+			IsLearner  bool     `json:"isLearner"`
+		} `json:"members"`
+	}
+	list := func() listed {
+		t.Helper()
+		var l listed
+		if err := json.Unmarshal([]byte(run("member", "list", "-w", "json")), &l); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	waitFor(t, 10*time.Second, "the learner to publish its name", func() bool {
+		for _, m := range list().Members {
+			if m.ID == id {
+				return m.Name == "m4" && m.IsLearner && len(m.ClientURLs) == 1
+			}
+		}
+		return false
+	})
+	var promoted string
+	waitFor(t, 20*time.Second, "member promote to succeed", func() bool {
+		o, err := etcdctl(t, addr, "", "member", "promote", fmt.Sprintf("%x", id))
+		promoted = o
+		return err == nil
+	})
+	if !strings.Contains(promoted, fmt.Sprintf("Member %x promoted in cluster %x", id, cid)) {
+		t.Fatalf("member promote printed:\n%s", promoted)
+	}
+	if l := list(); len(l.Members) != 4 {
+		t.Fatalf("member list after promote: %+v", l)
+	}
+
+	var statuses []struct {
+		Endpoint string `json:"Endpoint"`
+		Status   struct {
+			Header struct {
+				MemberID uint64 `json:"member_id"`
+				RaftTerm uint64 `json:"raft_term"`
+			} `json:"header"`
+			Leader    uint64 `json:"leader"`
+			RaftIndex uint64 `json:"raftIndex"`
+			IsLearner bool   `json:"isLearner"`
+		} `json:"Status"`
+	}
+	waitFor(t, 10*time.Second, "endpoint status --cluster to agree on one leader", func() bool {
+		o, err := etcdctl(t, addr, "", "endpoint", "status", "--cluster", "-w", "json")
+		if err != nil || json.Unmarshal([]byte(o), &statuses) != nil || len(statuses) != 4 {
+			return false
+		}
+		leaders := 0
+		for _, s := range statuses {
+			if s.Status.Leader != statuses[0].Status.Leader || s.Status.IsLearner {
+				return false
+			}
+			if s.Status.Leader == s.Status.Header.MemberID {
+				leaders++
+			}
+		}
+		return leaders == 1
+	})
+
+	out = run("member", "update", fmt.Sprintf("%x", id), "--peer-urls="+m4.peerURL)
+	if !strings.Contains(out, fmt.Sprintf("Member %x updated in cluster %x", id, cid)) {
+		t.Fatalf("member update printed:\n%s", out)
+	}
+	out = run("member", "remove", fmt.Sprintf("%x", id))
+	if !strings.Contains(out, fmt.Sprintf("Member %x removed from cluster %x", id, cid)) {
+		t.Fatalf("member remove printed:\n%s", out)
+	}
+	c.waitExit(m4, 10*time.Second, "permanently removed")
+	c.members = c.others(m4)
+	if l := list(); len(l.Members) != 3 {
+		t.Fatalf("member list after remove: %+v", l)
+	}
+	if o, err := etcdctl(t, addr, "", "member", "remove", fmt.Sprintf("%x", id)); err == nil || !strings.Contains(o, "member not found") {
+		t.Fatalf("removing a removed member: %v\n%s", err, o)
 	}
 }
