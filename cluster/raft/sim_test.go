@@ -5,15 +5,21 @@ package raft
 // that drops, delays, reorders and duplicates messages and partitions
 // members, with WALs that fsync late and members that crash (losing every
 // write not yet durable, sometimes keeping a torn part of it) and restart
-// from what survived. After every event the safety properties of Raft
-// (Figure 3) are checked; after healing, the cluster must elect a leader
-// and commit. Every run is a function of its seed; a failure prints it.
+// from what survived. Half the seeds also change the membership: the
+// leader is asked to add spare members as learners or voters, promote
+// learners and remove members (itself included). After every event the
+// safety properties of Raft (Figure 3) are checked, and that every member's
+// configuration is the one its applied log prescribes; after healing, the
+// final configuration must elect a leader and commit. Every run is a
+// function of its seed; a failure prints it.
 //
 //	go test ./cluster/raft -run TestSimulation -raft.seeds=5000 [-raft.steps=20000]
 //	go test ./cluster/raft -run TestSimulation -raft.seed=1234 -raft.trace
 
 import (
 	"bytes"
+	"cmp"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -26,10 +32,11 @@ import (
 )
 
 var (
-	flagSimSeeds = flag.Int("raft.seeds", 0, "number of simulation seeds to run (default 3000, 40 with -short)")
-	flagSimSeed  = flag.Int64("raft.seed", 0, "run only this simulation seed")
-	flagSimTrace = flag.Bool("raft.trace", false, "print the simulation's events (with -raft.seed)")
-	flagSimSteps = flag.Int("raft.steps", 4000, "events per simulation before healing")
+	flagSimSeeds    = flag.Int("raft.seeds", 0, "number of simulation seeds to run (default 3000, 40 with -short)")
+	flagSimSeed     = flag.Int64("raft.seed", 0, "run only this simulation seed")
+	flagSimTrace    = flag.Bool("raft.trace", false, "print the simulation's events (with -raft.seed)")
+	flagSimSteps    = flag.Int("raft.steps", 4000, "events per simulation before healing")
+	flagSimTwoToOne = flag.Bool("raft.twotoone", false, "let conf changes remove a voter from two voters (liveness may fail, see confChange)")
 )
 
 func TestSimulation(t *testing.T) {
@@ -64,17 +71,30 @@ type simParams struct {
 	dropPct, dupPct int // per delivered message
 	reorderPct      int // chance a delivery picks a random message, not the oldest
 	safetySteps     int
+	// spares are members outside the initial configuration that conf
+	// changes may add; membership changes happen only if spares > 0.
+	spares int
 }
 
 type committedEntry struct {
 	term       uint64
+	typ        messages.EntryType
 	data       []byte
 	commitTerm uint64 // term of the member that first reported it committed
 }
 
 type entryRecord struct {
+	typ      messages.EntryType
 	data     []byte
 	prevTerm uint64
+}
+
+// confPoint is the configuration after the committed conf change entry at
+// index, and every member removed through it.
+type confPoint struct {
+	index   uint64
+	conf    *messages.ConfState
+	removed []uint64
 }
 
 type simNode struct {
@@ -90,6 +110,13 @@ type simNode struct {
 
 	// state machine: applied entries, applied[i] has index i+1
 	applied []*messages.Entry
+	// conf is the configuration as of confIndex, the last entry or
+	// snapshot handed out for applying: what the host's membership is.
+	conf      *messages.ConfState
+	confIndex uint64
+	// role and roleTerm were last seen by checkRole.
+	role     Role
+	roleTerm uint64
 
 	// incremental check cursors
 	commitChecked  uint64
@@ -111,10 +138,19 @@ type simulation struct {
 	leaders   map[uint64]uint64 // term -> leader
 	records   map[[2]uint64]entryRecord
 	committed []committedEntry // committed[i] has index i+1
+	// initial is the configuration before the first entry; confPoints
+	// follow it, one per committed conf change entry, in index order.
+	initial    *messages.ConfState
+	confPoints []confPoint
+	// neverAdd: members whose removal a leader accepted; their IDs are
+	// never added again.
+	neverAdd  map[uint64]bool
 	proposals int
 	reads     int
 	// statistics, shown with -v
 	readsAnswered, crashes, snapshots int
+	confProposed                      int
+	confRefused                       map[string]int // ProposeConfChange error -> count
 	// readsIssued: ctx -> the least index a linearizable answer may carry
 	readsIssued map[string]uint64
 	trace       bool
@@ -136,17 +172,27 @@ func runSimulation(t testing.TB, seed uint64) {
 		reorderPct:     []int{0, 10, 50}[rng.IntN(3)],
 		safetySteps:    *flagSimSteps,
 	}
+	if rng.IntN(2) == 0 {
+		p.spares = 1 + rng.IntN(3)
+	}
+	voters := ids(p.members)
 	s := &simulation{
 		t: t, seed: seed, rng: rng, p: p,
 		cut:         map[[2]uint64]bool{},
 		leaders:     map[uint64]uint64{},
 		records:     map[[2]uint64]entryRecord{},
 		readsIssued: map[string]uint64{},
+		initial:     &messages.ConfState{Voters: voters},
+		neverAdd:    map[uint64]bool{},
+		confRefused: map[string]int{},
 		trace:       *flagSimTrace,
 	}
-	voters := ids(p.members)
-	for _, id := range voters {
+	for _, id := range ids(p.members + p.spares) {
 		n := &simNode{id: id}
+		// A spare joins knowing the configuration before the first entry
+		// (the log here does not start with conf changes): it rebuilds the
+		// configuration by applying the log from index 1, or takes a
+		// snapshot's.
 		n.cfg = Config{
 			ID: id, Voters: voters,
 			ElectionTicks: p.electionTicks, HeartbeatTicks: p.heartbeatTicks,
@@ -162,8 +208,9 @@ func runSimulation(t testing.TB, seed uint64) {
 	s.safetyPhase()
 	s.livenessPhase()
 	if testing.Verbose() {
-		t.Logf("seed %d: %d members, %d terms with a leader, %d entries committed, %d proposed, %d reads answered of %d, %d crashes, %d snapshots",
-			seed, p.members, len(s.leaders), len(s.committed), s.proposals, s.readsAnswered, s.reads, s.crashes, s.snapshots)
+		t.Logf("seed %d: %d members + %d spares, %d terms with a leader, %d entries committed, %d proposed, %d reads answered of %d, %d crashes, %d snapshots, %d conf changes proposed (refused %v), %d committed, final %v",
+			seed, p.members, p.spares, len(s.leaders), len(s.committed), s.proposals, s.readsAnswered, s.reads, s.crashes, s.snapshots,
+			s.confProposed, s.confRefused, len(s.confPoints), s.confAt(uint64(len(s.committed))))
 	}
 }
 
@@ -199,6 +246,10 @@ func (s *simulation) start(n *simNode) {
 	}
 	n.core = c
 	n.commitChecked, n.durableChecked, n.lcTerm, n.lcChecked = 0, 0, 0, 0
+	// The host's membership is its state machine's.
+	n.confIndex = uint64(len(n.applied))
+	n.conf = s.confAt(n.confIndex)
+	n.role, n.roleTerm = RoleFollower, 0
 	s.handle(n)
 }
 
@@ -218,6 +269,7 @@ const (
 	evHeal
 	evTransfer
 	evCompact
+	evConfChange
 	numEvents
 )
 
@@ -233,13 +285,17 @@ var eventWeightRange = [numEvents][2]int{
 	evHeal:      {5, 30},
 	evTransfer:  {0, 15},
 	evCompact:   {0, 15},
+	// evConfChange is drawn only in seeds with spares.
+	evConfChange: {2, 30},
 }
 
 func (s *simulation) safetyPhase() {
 	var cumulative [numEvents]int
 	total := 0
 	for ev, r := range eventWeightRange {
-		total += r[0] + s.rng.IntN(r[1]-r[0]+1)
+		if ev != evConfChange || s.p.spares > 0 {
+			total += r[0] + s.rng.IntN(r[1]-r[0]+1)
+		}
 		cumulative[ev] = total
 	}
 	s.logf("event weights (cumulative) %v", cumulative)
@@ -282,6 +338,8 @@ func (s *simulation) safetyPhase() {
 			s.transfer()
 		case evCompact:
 			s.compact()
+		case evConfChange:
+			s.confChange()
 		}
 	}
 }
@@ -313,7 +371,8 @@ func (s *simulation) deliver(dropPct, dupPct, reorderPct int) {
 	}
 	s.net = slices.Delete(s.net, i, i+1)
 	to, from := s.nodes[m.To-1], s.nodes[m.From-1]
-	lost := s.cut[[2]uint64{m.From, m.To}] || to.core == nil || s.rng.IntN(100) < dropPct
+	lost := s.cut[[2]uint64{m.From, m.To}] || to.core == nil || s.rng.IntN(100) < dropPct ||
+		s.hostRemoved(to, m.From)
 	if m.Type == msgSnap && from.core != nil {
 		// The host reports how sending a snapshot ended.
 		s.guard(from, "ReportSnapshot", func() { from.core.ReportSnapshot(m.To, lost) })
@@ -519,9 +578,10 @@ func (s *simulation) transfer() {
 	}
 	to := uint64(1 + s.rng.IntN(len(s.nodes)))
 	s.logf("transfer %d -> %d", n.id, to)
+	voter := slices.Contains(n.core.ConfState().Voters, to)
 	s.guard(n, "TransferLeader", func() {
-		if err := n.core.TransferLeader(to); err != nil {
-			s.fail("TransferLeader: %v", err)
+		if err := n.core.TransferLeader(to); err != nil && (voter || err != ErrUnknownPeer) {
+			s.fail("TransferLeader(%d): %v", to, err)
 		}
 	})
 	s.handle(n)
@@ -546,7 +606,7 @@ func (s *simulation) compact() {
 	})
 	// The host writes a snapshot of its state machine covering `to` and
 	// drops the WAL's older entries.
-	n.snap = &messages.SnapshotMeta{Index: to, Term: term}
+	n.snap = &messages.SnapshotMeta{Index: to, Term: term, ConfState: s.confAt(to)}
 	n.wal = slices.DeleteFunc(n.wal, func(e *messages.Entry) bool { return e.Index <= to })
 	s.logf("compact %d through %d", n.id, to)
 	s.handle(n)
@@ -560,9 +620,162 @@ func (s *simulation) snapshotState(index uint64) []*messages.Entry {
 	out := make([]*messages.Entry, index)
 	for i := range out {
 		c := s.committed[i]
-		out[i] = &messages.Entry{Index: uint64(i + 1), Term: c.term, Data: c.data}
+		out[i] = &messages.Entry{Index: uint64(i + 1), Term: c.term, Type: c.typ, Data: c.data}
 	}
 	return out
+}
+
+// confChange asks a leader for a random membership change: add a spare as
+// learner or voter, promote a learner, remove a voter (sometimes the
+// leader itself; the last voter too, which must be refused) or a learner,
+// or update a member. Refusals are counted; whether the change is valid
+// must match the model (simConfChange).
+//
+// Without -raft.twotoone no voter is removed from two voters: until the
+// remaining voter learns that the removal committed, it still needs the
+// removed member's vote, and the removed member (no longer a voter: it
+// never campaigns) refuses it when its log is longer, e.g. after it led,
+// committed the removal and crashed, or after the leader that removed it
+// lost its unsynced tail and commit index in a crash. No leader can then
+// ever be elected. This is inherent in configurations taking effect when
+// applied (etcd warns against shrinking two members to one likewise); the
+// liveness phase would report it.
+func (s *simulation) confChange() {
+	var leaders []*simNode
+	for _, n := range s.nodes {
+		if n.core != nil && n.core.Role() == RoleLeader {
+			leaders = append(leaders, n)
+		}
+	}
+	if len(leaders) == 0 {
+		return
+	}
+	l := leaders[s.rng.IntN(len(leaders))]
+	cs := l.core.ConfState()
+	var spares, others []uint64
+	for _, n := range s.nodes {
+		if !slices.Contains(cs.Voters, n.id) && !slices.Contains(cs.Learners, n.id) && !s.neverAdd[n.id] {
+			spares = append(spares, n.id)
+		}
+		if n.id != l.id && slices.Contains(cs.Voters, n.id) {
+			others = append(others, n.id)
+		}
+	}
+	pick := func(ids []uint64) uint64 {
+		if len(ids) == 0 {
+			return 0
+		}
+		return ids[s.rng.IntN(len(ids))]
+	}
+	cc := &messages.ConfChange{Context: fmt.Appendf(nil, "cc%d", s.confProposed)}
+	switch k := s.rng.IntN(20); {
+	case k < 6:
+		cc.Type, cc.NodeId = messages.ConfChangeType_CONF_ADD_LEARNER_NODE, pick(spares)
+	case k < 10:
+		cc.Type, cc.NodeId = messages.ConfChangeType_CONF_ADD_NODE, pick(cs.Learners)
+	case k < 12:
+		cc.Type, cc.NodeId = messages.ConfChangeType_CONF_ADD_NODE, pick(spares)
+	case k < 15:
+		cc.Type, cc.NodeId = messages.ConfChangeType_CONF_REMOVE_NODE, pick(others)
+	case k < 16:
+		cc.Type, cc.NodeId = messages.ConfChangeType_CONF_REMOVE_NODE, l.id
+	case k < 18:
+		cc.Type, cc.NodeId = messages.ConfChangeType_CONF_REMOVE_NODE, pick(cs.Learners)
+	default:
+		cc.Type, cc.NodeId = messages.ConfChangeType_CONF_UPDATE_NODE, pick(slices.Concat(cs.Voters, cs.Learners))
+	}
+	if cc.NodeId == 0 {
+		return
+	}
+	if cc.Type == messages.ConfChangeType_CONF_REMOVE_NODE && len(cs.Voters) == 2 &&
+		slices.Contains(cs.Voters, cc.NodeId) && !*flagSimTwoToOne {
+		return
+	}
+	_, valid := simConfChange(cs, cc)
+	var err error
+	s.guard(l, "ProposeConfChange", func() { err = l.core.ProposeConfChange(cc) })
+	s.logf("conf change on %d: %v %d: %v", l.id, cc.Type, cc.NodeId, err)
+	switch {
+	case err == nil && !valid:
+		s.fail("leader %d accepted %v %d, invalid in its configuration %v", l.id, cc.Type, cc.NodeId, cs)
+	case err == nil:
+		s.confProposed++
+		if cc.Type == messages.ConfChangeType_CONF_REMOVE_NODE {
+			s.neverAdd[cc.NodeId] = true
+		}
+	case errors.Is(err, ErrInvalidConfChange) && valid:
+		s.fail("leader %d refused %v %d, valid in its configuration %v: %v", l.id, cc.Type, cc.NodeId, cs, err)
+	case errors.Is(err, ErrInvalidConfChange):
+		s.confRefused["invalid"]++
+	case errors.Is(err, ErrPendingConfChange):
+		s.confRefused["pending"]++
+	case errors.Is(err, ErrProposalDropped):
+		s.confRefused["dropped"]++
+	default:
+		s.fail("ProposeConfChange(%v %d) on leader %d: %v", cc.Type, cc.NodeId, l.id, err)
+	}
+	s.handle(l)
+}
+
+// simConfChange is the model of a single-member change: cs changed by cc,
+// and whether cc applies to cs at all (a change that does not leaves the
+// configuration as it is, on every member alike).
+func simConfChange(cs *messages.ConfState, cc *messages.ConfChange) (*messages.ConfState, bool) {
+	id := cc.GetNodeId()
+	voter, learner := slices.Contains(cs.Voters, id), slices.Contains(cs.Learners, id)
+	without := func(ids []uint64) []uint64 {
+		return slices.DeleteFunc(slices.Clone(ids), func(v uint64) bool { return v == id })
+	}
+	with := func(ids []uint64) []uint64 {
+		out := append(slices.Clone(ids), id)
+		slices.Sort(out)
+		return out
+	}
+	switch t := cc.GetType(); {
+	case id == 0:
+	case t == messages.ConfChangeType_CONF_ADD_NODE && !voter:
+		return &messages.ConfState{Voters: with(cs.Voters), Learners: without(cs.Learners)}, true
+	case t == messages.ConfChangeType_CONF_ADD_LEARNER_NODE && !voter && !learner:
+		return &messages.ConfState{Voters: slices.Clone(cs.Voters), Learners: with(cs.Learners)}, true
+	case t == messages.ConfChangeType_CONF_REMOVE_NODE && (learner || voter && len(cs.Voters) > 1):
+		return &messages.ConfState{Voters: without(cs.Voters), Learners: without(cs.Learners)}, true
+	case t == messages.ConfChangeType_CONF_UPDATE_NODE && (voter || learner):
+		return cs, true
+	}
+	return cs, false
+}
+
+func confEqual(a, b *messages.ConfState) bool {
+	return slices.Equal(a.GetVoters(), b.GetVoters()) && slices.Equal(a.GetLearners(), b.GetLearners())
+}
+
+// confPointAt returns the last conf point at or below committed index i,
+// or nil if there is none.
+func (s *simulation) confPointAt(i uint64) *confPoint {
+	if i > uint64(len(s.committed)) {
+		s.fail("configuration asked for at %d, beyond everything committed (%d)", i, len(s.committed))
+	}
+	j, _ := slices.BinarySearchFunc(s.confPoints, i+1, func(p confPoint, t uint64) int { return cmp.Compare(p.index, t) })
+	if j == 0 {
+		return nil
+	}
+	return &s.confPoints[j-1]
+}
+
+// confAt returns the configuration as of committed index i (shared: do not
+// modify).
+func (s *simulation) confAt(i uint64) *messages.ConfState {
+	if p := s.confPointAt(i); p != nil {
+		return p.conf
+	}
+	return s.initial
+}
+
+// hostRemoved reports whether n's host knows id to be removed (from what it
+// has applied): it then neither sends to id nor accepts id's messages.
+func (s *simulation) hostRemoved(n *simNode, id uint64) bool {
+	p := s.confPointAt(n.confIndex)
+	return p != nil && slices.Contains(p.removed, id)
 }
 
 // --- the host side of one member, with the checks ---
@@ -572,6 +785,7 @@ func (s *simulation) handle(n *simNode) {
 	if n.core == nil {
 		return
 	}
+	s.checkRole(n, true)
 	for i := 0; n.core.HasReady(); i++ {
 		if i > 100000 {
 			s.fail("node %d: Ready never drained", n.id)
@@ -587,8 +801,15 @@ func (s *simulation) handle(n *simNode) {
 			if m.From != n.id || m.To == n.id || m.To == 0 || m.To > uint64(len(s.nodes)) {
 				s.fail("node %d sent a misaddressed message %v", n.id, m)
 			}
+			if s.hostRemoved(n, m.To) {
+				s.logf("host %d drops %v to a removed member", n.id, m)
+				continue
+			}
+			s.net = append(s.net, m)
 		}
-		s.net = append(s.net, rd.Messages...)
+		if rd.Snapshot != nil {
+			s.installConf(n, rd.Snapshot)
+		}
 		for _, e := range rd.CommittedEntries {
 			s.apply(n, e)
 		}
@@ -601,10 +822,37 @@ func (s *simulation) handle(n *simNode) {
 				n.core.Applied(uint64(len(n.applied)))
 			}
 		})
+		if rd.Snapshot != nil || len(rd.CommittedEntries) > 0 {
+			s.checkConf(n)
+		}
 	}
 	s.checkCommitted(n)
+	s.checkConf(n)
+	s.checkRole(n, false)
 	s.checkLeader(n)
 	s.checkDurable(n)
+}
+
+// installConf makes a snapshot's configuration the host's, checking that
+// it is the configuration as of the snapshot's index.
+func (s *simulation) installConf(n *simNode, snap *messages.SnapshotMeta) {
+	if want := s.confAt(snap.Index); !confEqual(snap.ConfState, want) {
+		s.fail("node %d got a snapshot at %d with configuration %v; the log gives %v", n.id, snap.Index, snap.ConfState, want)
+	}
+	n.conf, n.confIndex = snap.ConfState, snap.Index
+}
+
+// checkConf checks that n's configuration in effect is the one its host
+// derived from the snapshot and conf change entries handed out for
+// applying, and that this is the configuration every member has at that
+// index.
+func (s *simulation) checkConf(n *simNode) {
+	if got := n.core.ConfState(); !confEqual(got, n.conf) {
+		s.fail("node %d has configuration %v; what it handed out for applying (through %d) gives %v", n.id, got, n.confIndex, n.conf)
+	}
+	if want := s.confAt(n.confIndex); !confEqual(n.conf, want) {
+		s.fail("node %d applied configuration %v at %d, the committed log gives %v", n.id, n.conf, n.confIndex, want)
+	}
 }
 
 // checkDurable checks that what the core believes durable (its persisted
@@ -643,10 +891,10 @@ func (s *simulation) checkNewEntries(n *simNode, es []*messages.Entry) {
 		key := [2]uint64{e.Index, e.Term}
 		rec, seen := s.records[key]
 		if !seen {
-			s.records[key] = entryRecord{data: e.Data, prevTerm: prevTerm}
+			s.records[key] = entryRecord{typ: e.Type, data: e.Data, prevTerm: prevTerm}
 			continue
 		}
-		if !bytes.Equal(rec.data, e.Data) || rec.prevTerm != prevTerm {
+		if rec.typ != e.Type || !bytes.Equal(rec.data, e.Data) || rec.prevTerm != prevTerm {
 			s.fail("log matching: node %d has entry (%d, %d) = %q after term %d; seen before as %q after term %d",
 				n.id, e.Index, e.Term, e.Data, prevTerm, rec.data, rec.prevTerm)
 		}
@@ -661,11 +909,14 @@ func (s *simulation) checkCommitted(n *simNode) {
 	for i := from; i <= l.committed; i++ {
 		e := l.entries[i-l.snapIndex-1]
 		if i > uint64(len(s.committed)) {
-			s.committed = append(s.committed, committedEntry{term: e.Term, data: e.Data, commitTerm: n.core.term})
+			s.committed = append(s.committed, committedEntry{term: e.Term, typ: e.Type, data: e.Data, commitTerm: n.core.term})
+			if e.Type == messages.EntryType_ENTRY_CONF_CHANGE {
+				s.recordConfChange(e)
+			}
 			continue
 		}
 		c := s.committed[i-1]
-		if c.term != e.Term || !bytes.Equal(c.data, e.Data) {
+		if c.term != e.Term || c.typ != e.Type || !bytes.Equal(c.data, e.Data) {
 			s.fail("node %d committed (%d, %d) %q, but (%d, %d) %q was committed before",
 				n.id, i, e.Term, e.Data, i, c.term, c.data)
 		}
@@ -673,8 +924,28 @@ func (s *simulation) checkCommitted(n *simNode) {
 	n.commitChecked = max(n.commitChecked, l.committed)
 }
 
+// recordConfChange adds the conf point of committed conf change entry e.
+func (s *simulation) recordConfChange(e *messages.Entry) {
+	cc := &messages.ConfChange{}
+	if err := proto.Unmarshal(e.Data, cc); err != nil {
+		s.fail("committed conf change entry %d: %v", e.Index, err)
+	}
+	prev := s.confAt(e.Index - 1)
+	var removed []uint64
+	if p := s.confPointAt(e.Index - 1); p != nil {
+		removed = p.removed
+	}
+	conf, ok := simConfChange(prev, cc)
+	if ok && cc.Type == messages.ConfChangeType_CONF_REMOVE_NODE {
+		removed = append(slices.Clone(removed), cc.NodeId)
+	}
+	s.confPoints = append(s.confPoints, confPoint{index: e.Index, conf: conf, removed: removed})
+	s.logf("committed at %d: %v %d (applies: %v) -> %v", e.Index, cc.Type, cc.NodeId, ok, conf)
+}
+
 // apply is the state machine: entries arrive once each, in order, and are
-// the committed ones (State Machine Safety).
+// the committed ones (State Machine Safety). Conf change entries change the
+// host's membership.
 func (s *simulation) apply(n *simNode, e *messages.Entry) {
 	want := uint64(len(n.applied)) + 1
 	if e.Index != want {
@@ -687,11 +958,19 @@ func (s *simulation) apply(n *simNode, e *messages.Entry) {
 		s.fail("node %d applies entry %d that is not durable locally (persisted %d)", n.id, e.Index, n.core.log.persisted)
 	}
 	c := s.committed[e.Index-1]
-	if c.term != e.Term || !bytes.Equal(c.data, e.Data) {
+	if c.term != e.Term || c.typ != e.Type || !bytes.Equal(c.data, e.Data) {
 		s.fail("state machine safety: node %d applies (%d, %d) %q, committed is (%d, %d) %q",
 			n.id, e.Index, e.Term, e.Data, e.Index, c.term, c.data)
 	}
 	n.applied = append(n.applied, e)
+	n.confIndex = e.Index
+	if e.Type == messages.EntryType_ENTRY_CONF_CHANGE {
+		cc := &messages.ConfChange{}
+		if err := proto.Unmarshal(e.Data, cc); err != nil {
+			s.fail("node %d applies conf change entry %d: %v", n.id, e.Index, err)
+		}
+		n.conf, _ = simConfChange(n.conf, cc)
+	}
 }
 
 func (s *simulation) checkRead(n *simNode, rs ReadState) {
@@ -705,6 +984,33 @@ func (s *simulation) checkRead(n *simNode, rs ReadState) {
 	s.readsAnswered++
 	if rs.Index < minIndex {
 		s.fail("linearizability: read %q answered at index %d, but %d was committed when it was issued", ctx, rs.Index, minIndex)
+	}
+}
+
+// checkRole checks that members campaign and win elections only as voters
+// of their own configuration, and that only a leader whose own removal it
+// applied leads while not a voter (a leader steps down on its removal, or
+// keeps leading without counting itself until the host stops it).
+// Configurations change only at Advance (in handle), roles elsewhere: at
+// the start of handle the configuration is the one the current role was
+// taken in.
+func (s *simulation) checkRole(n *simNode, atStart bool) {
+	c := n.core
+	role := c.Role()
+	if role == RoleFollower {
+		n.role, n.roleTerm = role, c.term
+		return
+	}
+	voter := slices.Contains(n.conf.Voters, n.id)
+	if atStart && (n.role != role || n.roleTerm != c.term) && !voter {
+		s.fail("node %d became %v in term %d but is not a voter in its configuration %v", n.id, role, c.term, n.conf)
+	}
+	n.role, n.roleTerm = role, c.term
+	if c.IsLearner() {
+		s.fail("learner %d is %v in term %d", n.id, role, c.term)
+	}
+	if role == RoleLeader && !voter && !s.hostRemoved(n, n.id) {
+		s.fail("node %d leads term %d, is not a voter in its configuration %v and was not removed", n.id, c.term, n.conf)
 	}
 }
 
@@ -771,7 +1077,9 @@ func (s *simulation) checkLogsMatch() {
 // --- liveness phase ---
 
 // livenessPhase heals everything and requires a leader to be elected and a
-// new proposal to be applied on every member within a bounded time.
+// new proposal to be applied on every member of its configuration (voters
+// and learners; removed members and spares never added are left out)
+// within a bounded time.
 func (s *simulation) livenessPhase() {
 	s.logf("liveness: heal, restart everyone")
 	clear(s.cut)
@@ -801,14 +1109,22 @@ func (s *simulation) livenessPhase() {
 				}
 			}
 		}
-		done := true
+		hasLive := func(id uint64) bool {
+			return slices.ContainsFunc(s.nodes[id-1].applied, func(e *messages.Entry) bool { return strings.HasPrefix(string(e.Data), live) })
+		}
+		// The leader of the highest term (a deposed one may not know yet).
+		var l *simNode
 		for _, n := range s.nodes {
-			if !slices.ContainsFunc(n.applied, func(e *messages.Entry) bool { return strings.HasPrefix(string(e.Data), live) }) {
-				done = false
+			if n.core.Role() == RoleLeader && (l == nil || n.core.term > l.core.term) {
+				l = n
 			}
 		}
-		if done {
-			return
+		if l != nil {
+			cs := l.core.ConfState()
+			if !slices.ContainsFunc(cs.Voters, func(id uint64) bool { return !hasLive(id) }) &&
+				!slices.ContainsFunc(cs.Learners, func(id uint64) bool { return !hasLive(id) }) {
+				return
+			}
 		}
 		for _, n := range s.nodes {
 			if n.core.Role() == RoleLeader && n.core.leadTransferee == 0 && round%s.p.electionTicks == 0 {
@@ -820,8 +1136,8 @@ func (s *simulation) livenessPhase() {
 	var states []string
 	for _, n := range s.nodes {
 		st := n.core.Status()
-		states = append(states, fmt.Sprintf("%d: %v term %d lead %d commit %d last %d persisted %d applied %d",
-			n.id, st.Role, st.Term, st.Lead, st.Commit, st.LastIndex, st.Persisted, len(n.applied)))
+		states = append(states, fmt.Sprintf("%d: %v term %d lead %d commit %d last %d persisted %d applied %d voters %v learners %v",
+			n.id, st.Role, st.Term, st.Lead, st.Commit, st.LastIndex, st.Persisted, len(n.applied), st.Voters, st.Learners))
 	}
 	s.fail("liveness: no proposal applied everywhere %d ticks after healing\n%s", maxRounds, strings.Join(states, "\n"))
 }
