@@ -33,6 +33,7 @@ type spine struct {
 	// peerMsgs receives what the raft node sends to members 2 and 3 (fake
 	// peers) when the spine was started with peers.
 	peerMsgs chan *messages.RaftMessage
+	forwards chan *messages.ForwardProposals
 }
 
 // slowLog delays every Sync, as a disk would, so batching can be observed.
@@ -59,7 +60,7 @@ func startSpine(t *testing.T, log persistence.Log) *spine {
 // startSpineWith starts member 1; with peers it is one of three voters
 // whose peers 2 and 3 are fake actors that only record what they get, and
 // its clock ticks too slowly to start an election during a test.
-func startSpineWith(t *testing.T, log persistence.Log, withPeers bool) *spine {
+func startSpineWith(t *testing.T, log persistence.Log, withPeers bool, tweaks ...func(*actors.RaftNodeConfig)) *spine {
 	t.Helper()
 	store, err := mvcc.Open(filepath.Join(t.TempDir(), "db"), mvcc.Options{NoSync: true})
 	if err != nil {
@@ -78,11 +79,15 @@ func startSpineWith(t *testing.T, log persistence.Log, withPeers bool) *spine {
 	if withPeers {
 		voters, heartbeat = []uint64{1, 2, 3}, time.Hour
 		s.peerMsgs = make(chan *messages.RaftMessage, 100)
+		s.forwards = make(chan *messages.ForwardProposals, 100)
 		for _, id := range []uint64{2, 3} {
 			members = append(members, &messages.Member{ID: id, PeerURLs: []string{fmt.Sprintf("http://127.0.0.1:%d", id)}})
 			peers[fmt.Sprintf("127.0.0.1:%d", id)] = root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-				if m, ok := ctx.Message().(*messages.RaftMessage); ok {
+				switch m := ctx.Message().(type) {
+				case *messages.RaftMessage:
 					s.peerMsgs <- m
+				case *messages.ForwardProposals:
+					s.forwards <- m
 				}
 			}))
 		}
@@ -90,7 +95,7 @@ func startSpineWith(t *testing.T, log persistence.Log, withPeers bool) *spine {
 	walPID, _ := root.SpawnNamed(actors.NewWALWriterProps(env, log), actors.WALName)
 	raftPID := actor.NewPID(s.system.Address(), actors.RaftName)
 	applierPID, _ := root.SpawnNamed(actors.NewApplierProps(env, store, raftPID, actors.ApplierConfig{}), actors.ApplierName)
-	if _, err := root.SpawnNamed(actors.NewRaftNodeProps(env, actors.RaftNodeConfig{
+	rcfg := actors.RaftNodeConfig{
 		Core:              raft.Config{ID: 1, Voters: voters, Rand: rand.New(rand.NewPCG(1, 2)), PreVote: true, CheckQuorum: true},
 		HeartbeatInterval: heartbeat,
 		Members:           members,
@@ -101,7 +106,11 @@ func startSpineWith(t *testing.T, log persistence.Log, withPeers bool) *spine {
 			return nil
 		},
 		WAL: walPID, Applier: applierPID,
-	}), actors.RaftName); err != nil {
+	}
+	for _, tw := range tweaks {
+		tw(&rcfg)
+	}
+	if _, err := root.SpawnNamed(actors.NewRaftNodeProps(env, rcfg), actors.RaftName); err != nil {
 		t.Fatal(err)
 	}
 	s.raft = raftPID
@@ -269,5 +278,38 @@ func TestReadFailsWhenLeaderChanges(t *testing.T) {
 	r := <-done
 	if r.err != nil || r.resp.GetError().GetMessage() != "etcdserver: leader changed" {
 		t.Fatalf("read in flight across a leader change answered %v, %v; want etcdserver: leader changed", r.resp, r.err)
+	}
+}
+
+// TestProposalWithoutLeaderTimesOut: a write held while no leader is known
+// is answered "request timed out" once ProposalTimeout passes, and is not
+// proposed when a leader appears later (its client was told it timed out).
+func TestProposalWithoutLeaderTimesOut(t *testing.T) {
+	s := startSpineWith(t, persistence.NewMemLog(), true, func(c *actors.RaftNodeConfig) {
+		c.HeartbeatInterval = 10 * time.Millisecond
+		c.ProposalTimeout = 100 * time.Millisecond
+	})
+	start := time.Now()
+	resp, err := s.ask(put("held", "v"), 3*time.Second)
+	if err != nil {
+		t.Fatalf("no answer from the raft node: %v", err)
+	}
+	if got := resp.GetError().GetMessage(); got != "etcdserver: request timed out" {
+		t.Fatalf("held put answered %v, want request timed out", resp)
+	}
+	t.Logf("answered after %v", time.Since(start))
+	// A leader appears: nothing is forwarded to it.
+	s.system.Root.Send(s.raft, &messages.RaftMessage{Type: messages.RaftMessageType_MSG_HEARTBEAT, From: 2, To: 1, Term: 5})
+	deadline := time.Now().Add(5 * time.Second)
+	for s.state.Leader.Load() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("member 1 did not follow member 2")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case f := <-s.forwards:
+		t.Fatalf("a timed-out proposal was forwarded to the new leader: %d entries", len(f.Data))
+	case <-time.After(300 * time.Millisecond):
 	}
 }

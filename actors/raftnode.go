@@ -44,6 +44,8 @@ type raftNode struct {
 
 	proposals []*messages.Propose
 	senders   []*actor.PID
+	// queuedAt is the tick count at which each queued proposal arrived.
+	queuedAt  []uint64
 	reads     []*actor.PID
 	readBatch uint64
 	readWait  map[uint64][]*actor.PID
@@ -96,6 +98,9 @@ type RaftNodeConfig struct {
 	// PeerPID returns the PID of actor name on the member whose peer
 	// address (host:port) is addr; nil means actor.NewPID (remoting).
 	PeerPID func(addr, name string) *actor.PID
+	// ProposalTimeout bounds how long a proposal is held while no leader is
+	// known (the clients' request timeout); 0 holds them until a leader is.
+	ProposalTimeout time.Duration
 	// OnPeers, if set, is called with the other members' peer addresses
 	// whenever they change.
 	OnPeers func(addrs []string)
@@ -148,6 +153,7 @@ func (n *raftNode) common(ctx actor.Context) bool {
 			n.publish(ctx)
 		}
 		n.settleTransfers(ctx)
+		n.expireProposals(ctx)
 		n.expireSnapshotTransfers()
 		n.schedule(ctx)
 	case *messages.RaftMessage:
@@ -322,6 +328,7 @@ func (n *raftNode) queueClient(ctx actor.Context) {
 		}
 		n.proposals = append(n.proposals, msg)
 		n.senders = append(n.senders, ctx.Sender())
+		n.queuedAt = append(n.queuedAt, n.ticks)
 		n.schedule(ctx)
 	case *messages.ReadIndex:
 		if n.failed {
@@ -359,6 +366,29 @@ func (n *raftNode) onStarted(ctx actor.Context) {
 func (n *raftNode) onStopping() {
 	if n.cancelTick != nil {
 		n.cancelTick()
+	}
+}
+
+// expireProposals drops proposals held (no leader known) for longer than
+// ProposalTimeout: their clients have given up, and proposing them later
+// would apply writes their clients were told timed out.
+func (n *raftNode) expireProposals(ctx actor.Context) {
+	if n.cfg.ProposalTimeout <= 0 || len(n.queuedAt) == 0 {
+		return
+	}
+	limit := uint64(n.cfg.ProposalTimeout / max(n.cfg.HeartbeatInterval, time.Millisecond))
+	k := 0
+	for k < len(n.queuedAt) && n.ticks-n.queuedAt[k] > limit {
+		if n.senders[k] != nil {
+			ctx.Send(n.senders[k], rpcerr.Response(rpcerr.Timeout))
+		}
+		k++
+	}
+	if k > 0 {
+		n.env.Logger.Warn().Int("proposals", k).Msg("proposals held without a leader timed out")
+		n.proposals = append(n.proposals[:0], n.proposals[k:]...)
+		n.senders = append(n.senders[:0], n.senders[k:]...)
+		n.queuedAt = append(n.queuedAt[:0], n.queuedAt[k:]...)
 	}
 }
 
@@ -409,7 +439,7 @@ func (n *raftNode) flushProposals(ctx actor.Context, leader *actor.PID) {
 			waiters = append(waiters, &messages.Waiter{RequestId: p.Request.Id, ReplyTo: n.senders[i]})
 		}
 	}
-	n.proposals, n.senders = n.proposals[:0], n.senders[:0]
+	n.proposals, n.senders, n.queuedAt = n.proposals[:0], n.senders[:0], n.queuedAt[:0]
 	ctx.Send(n.applier, &messages.Apply{Waiters: waiters})
 	if leader != nil {
 		ctx.Send(leader, &messages.ForwardProposals{Data: data})
@@ -708,6 +738,7 @@ func (n *raftNode) publish(ctx actor.Context) {
 	if n.cfg.Attributes == nil || n.attributesApplied() || n.core.Leader() == 0 {
 		return
 	}
+	n.queuedAt = append(n.queuedAt, n.ticks)
 	n.proposals = append(n.proposals, &messages.Propose{Request: &messages.InternalRequest{
 		Origin:  n.env.State.MemberID,
 		Request: &messages.InternalRequest_MemberAttributes{MemberAttributes: n.cfg.Attributes},

@@ -436,6 +436,7 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64, members []*mess
 		Restore: raft.RestoreState{HardState: replay.HardState, Entries: replay.Entries, Snapshot: replay.Snapshot,
 			Applied: applied},
 		HeartbeatInterval: m.cfg.HeartbeatInterval,
+		ProposalTimeout:   m.cfg.RequestTimeout,
 		SnapshotCount:     m.cfg.SnapshotCount,
 		CatchUpEntries:    m.cfg.CatchUpEntries,
 		Attributes: &messages.Member{ID: m.cfg.MemberID, Name: m.cfg.Name,
