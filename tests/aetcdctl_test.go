@@ -3,12 +3,15 @@ package tests
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -427,3 +430,237 @@ func TestAetcdctlTxnRangeDeleteWarning(t *testing.T) {
 		t.Errorf("txn %q:\naetcdctl: %v\netcdctl:  %v", txn, got, want)
 	}
 }
+
+// memberStep is one command of TestAetcdctlMemberMatchesEtcdctl. In args,
+// "{learner}" stands for the hex ID of the learner the twin holds and
+// "{m1}" for the first member's.
+type memberStep struct {
+	change bool // a change: aetcdctl against A, etcdctl against its twin B
+	args   []string
+	code   int
+	want   string
+}
+
+func memberList(args ...string) memberStep {
+	return memberStep{args: append([]string{"member", "list"}, args...)}
+}
+func memberChange(args ...string) memberStep {
+	return memberStep{change: true, args: append([]string{"member"}, args...)}
+}
+
+func (s memberStep) exits(code int, want string) memberStep { s.code, s.want = code, want; return s }
+func (s memberStep) wants(want string) memberStep           { s.want = want; return s }
+
+// memberTwin is one of the twins of TestAetcdctlMemberMatchesEtcdctl.
+type memberTwin struct {
+	endpoint   string // where the step's tool is pointed
+	clientAddr string
+	learner    uint64 // the learner it holds, 0 for none
+}
+
+// TestAetcdctlMemberMatchesEtcdctl drives the member commands of aetcdctl
+// against member A and of etcdctl 3.6 against its twin B, and requires the
+// same bytes and exit codes. The twins have the same member and cluster
+// IDs, but the learners they add get different (time-based) IDs, which may
+// sort before or after the first member's: a change's output is compared
+// with the learner's ID, the twin's client address and the order of
+// members normalized. Member lists are compared exactly, with etcdctl
+// against A itself.
+func TestAetcdctlMemberMatchesEtcdctl(t *testing.T) {
+	etcdctl := etcdctlBin(t)
+	aetcdctl := aetcdctlBin(t)
+	a := startProc(t, t.TempDir(), freePort(t), freePort(t))
+	b := startProc(t, t.TempDir(), freePort(t), freePort(t))
+	twinA := &memberTwin{endpoint: a.remoteAddr, clientAddr: a.clientAddr}
+	twinB := &memberTwin{endpoint: b.clientAddr, clientAddr: b.clientAddr}
+	m1 := listMemberIDs(t, etcdctl, a.clientAddr)
+	if len(m1) != 1 || listMemberIDs(t, etcdctl, b.clientAddr)[0] != m1[0] {
+		t.Fatalf("the twins' members differ or are not one: %x", m1)
+	}
+
+	const notInSync = "Error: etcdserver: can only promote a learner member which is in sync with leader"
+	steps := []memberStep{
+		memberList().wants(fmt.Sprintf("%x, started, m1, http://localhost:2380, http://%s, false\n", m1[0], a.clientAddr)),
+		memberList("-w", "json"),
+		memberList("-w", "json", "--hex"),
+		memberList("-w", "fields"),
+		memberList("-w", "table"),
+		memberList("-w", "protobuf"),
+		memberList("--consistency=s"),
+
+		// A learner that never starts: listed unstarted, not promotable.
+		memberChange("add", "l1", "--peer-urls=http://127.0.0.1:1", "--learner").wants("ETCD_INITIAL_CLUSTER_STATE=\"existing\"\n"),
+		memberList().wants(", unstarted, , http://127.0.0.1:1, , true\n"),
+		memberList("-w", "json"),
+		memberList("-w", "json", "--hex").wants(`"name":"","peerURLs":["http://127.0.0.1:1"],"clientURLs":null}`),
+		memberList("-w", "fields", "--hex"),
+		memberList("-w", "table"),
+		memberList("-w", "protobuf"),
+		memberChange("promote", "{learner}").exits(1, notInSync),
+		memberChange("promote", "{learner}", "-w", "json").exits(1, notInSync),
+		memberChange("update", "{learner}", "--peer-urls=http://127.0.0.1:2").wants(" updated in cluster "),
+		memberList("-w", "table").wants("http://127.0.0.1:2"),
+		memberChange("update", "{learner}", "--peer-urls=http://127.0.0.1:3", "-w", "json"),
+		memberChange("add", "l2", "--peer-urls=http://127.0.0.1:4", "--learner").exits(1, "Error: etcdserver: too many learner members in cluster"),
+		memberChange("remove", "{learner}").wants(" removed from cluster "),
+		memberList().wants("m1"),
+
+		// Changes in the other formats; fields and table print only
+		// member list, so they fail after the change is made.
+		memberChange("add", "l3", "--peer-urls=http://127.0.0.1:5,http://127.0.0.1:6", "--learner", "-w", "json").wants(`"isLearner":true`),
+		memberChange("update", "{learner}", "--peer-urls=http://127.0.0.1:7", "-w", "fields").exits(4, "Error: fields not supported as output format"),
+		memberList("-w", "fields").wants(`"PeerURL" : "http://127.0.0.1:7"`),
+		memberChange("promote", "{learner}", "-w", "protobuf").exits(1, notInSync),
+		memberChange("remove", "{learner}", "-w", "table").exits(4, "Error: table not supported as output format"),
+		memberList("-w", "json"),
+		memberChange("add", "l4", "--peer-urls=http://127.0.0.1:8", "--learner", "-w", "fields").exits(4, "Error: fields not supported as output format"),
+		memberList("-w", "simple"),
+		memberChange("remove", "{learner}", "-w", "json"),
+		memberChange("add", "l5", "--peer-urls=http://127.0.0.1:9", "--learner", "-w", "table").exits(4, "Error: table not supported as output format"),
+		memberChange("remove", "{learner}", "-w", "fields").exits(4, "Error: fields not supported as output format"),
+		memberList("-w", "table"),
+
+		// Errors of the command line, of clientv3's URL checks and of the
+		// cluster.
+		memberChange("add").exits(128, "Error: member name not provided"),
+		memberChange("add", "x", "y", "http://127.0.0.1:1").exits(128, "Error: too many arguments, did you mean --peer-urls=http://127.0.0.1:1"),
+		memberChange("add", "x").exits(128, "Error: member peer urls not provided"),
+		memberChange("add", "x", "--peer-urls=foo").exits(1, "Error: URL scheme must be http, https, unix, or unixs: foo"),
+		memberChange("add", "x", "--peer-urls=http://127.0.0.1").exits(1, `Error: URL address does not have the form "host:port": http://127.0.0.1`),
+		memberChange("add", "x", "--peer-urls=http://127.0.0.1:1/p").exits(1, "Error: URL must not contain a path: http://127.0.0.1:1/p"),
+		memberChange("add", "x", "--peer-urls=http://localhost:2380", "--learner").exits(1, "Error: etcdserver: Peer URLs already exists"),
+		memberChange("add", "x", "--peer-urls=http://127.0.0.1:1", "-w", "bogus").exits(4, "Error: unsupported output format"),
+		memberChange("remove").exits(128, "Error: member ID is not provided"),
+		memberChange("remove", "zz").exits(128, `Error: bad member ID arg (strconv.ParseUint: parsing "zz": invalid syntax), expecting ID in Hex`),
+		memberChange("remove", "1234").exits(1, "Error: etcdserver: member not found"),
+		memberChange("update", "1234").exits(128, "Error: member peer urls not provided"),
+		memberChange("update", "1234", "--peer-urls=http://127.0.0.1:1").exits(1, "Error: etcdserver: member not found"),
+		memberChange("promote", "1", "2").exits(128, "Error: member ID is not provided"),
+		memberChange("promote", "{m1}").exits(1, "Error: etcdserver: can only promote a learner member\n"),
+		memberList("--consistency=x").exits(4, `Error: unknown consistency flag "l"`),
+		memberList("-w", "json", "--hex"),
+	}
+
+	for i, s := range steps {
+		name := fmt.Sprintf("%d %s", i, strings.Join(s.args, " "))
+		if !s.change {
+			res := runCtls(t, "", s.args, ctlRun{aetcdctl, a.remoteAddr}, ctlRun{etcdctl, a.clientAddr})
+			checkStep(t, name, ctlStep{code: s.code, want: s.want}, res[0], stripClientLogs(res[1]), "etcdctl against the same member")
+		} else {
+			runs := make([]ctlRun, 2)
+			argsOf := make([][]string, 2)
+			for j, tw := range []*memberTwin{twinA, twinB} {
+				runs[j] = ctlRun{[]string{aetcdctl, etcdctl}[j], tw.endpoint}
+				argsOf[j] = tw.args(s.args, m1[0])
+			}
+			res := make([]ctlResult, 2)
+			var wg sync.WaitGroup
+			for j := range runs {
+				wg.Go(func() {
+					var err error
+					if res[j], err = execCtl(runs[j].bin, runs[j].endpoint, "", argsOf[j]...); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			got, want := twinA.normalize(res[0]), twinB.normalize(stripClientLogs(res[1]))
+			want.stdout = strings.ReplaceAll(want.stdout, twinB.clientAddr, twinA.clientAddr)
+			checkStep(t, name, ctlStep{code: s.code, want: s.want}, got, want, "etcdctl against the twin")
+			for _, tw := range []*memberTwin{twinA, twinB} {
+				tw.learner = 0
+				for _, id := range listMemberIDs(t, etcdctl, tw.clientAddr) {
+					if id != m1[0] {
+						tw.learner = id
+					}
+				}
+			}
+			if (twinA.learner == 0) != (twinB.learner == 0) {
+				t.Errorf("step %s: one twin holds a learner, the other not", name)
+			}
+		}
+		if t.Failed() {
+			t.FailNow() // later steps depend on this one's effects
+		}
+	}
+}
+
+// listMemberIDs returns the IDs etcdctl's member list prints for the member
+// at clientAddr.
+func listMemberIDs(t *testing.T, etcdctl, clientAddr string) []uint64 {
+	t.Helper()
+	res := runCtl(t, etcdctl, clientAddr, "", "member", "list", "-w", "json")
+	var list struct {
+		Members []struct {
+			ID uint64 `json:"ID"`
+		} `json:"members"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil || res.code != 0 {
+		t.Fatalf("member list: %v\n%v", err, res)
+	}
+	var ids []uint64
+	for _, m := range list.Members {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+// args puts the twin's IDs into a step's arguments.
+func (tw *memberTwin) args(args []string, m1 uint64) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		a = strings.ReplaceAll(a, "{m1}", fmt.Sprintf("%x", m1))
+		out[i] = strings.ReplaceAll(a, "{learner}", fmt.Sprintf("%x", tw.learner))
+	}
+	return out
+}
+
+// membersArray matches the members list that ends a member response in
+// JSON.
+var membersArray = regexp.MustCompile(`"members":\[(.*)\]\}$`)
+
+// normalize replaces the learner's ID (in the forms etcdctl prints it: %16x,
+// %x, decimal) with LEARNER and sorts what follows the order of member IDs:
+// the ETCD_INITIAL_CLUSTER list of member add and JSON members lists. The
+// learner is the one the twin holds before the step or, for member add,
+// the one it holds after it; the ID printed by member add is also replaced.
+func (tw *memberTwin) normalize(r ctlResult) ctlResult {
+	ids := []uint64{tw.learner}
+	if m := addedID.FindStringSubmatch(r.stdout); m != nil {
+		id, _ := strconv.ParseUint(strings.TrimSpace(m[1]), 16, 64)
+		if m[2] != "" {
+			id, _ = strconv.ParseUint(m[2], 10, 64)
+		}
+		ids = append(ids, id)
+	}
+	var lines []string
+	for line := range strings.Lines(r.stdout) {
+		for _, id := range ids {
+			if id == 0 {
+				continue
+			}
+			for _, form := range []string{fmt.Sprintf("%16x", id), fmt.Sprintf("%x", id), fmt.Sprint(id)} {
+				line = strings.ReplaceAll(line, form, "LEARNER")
+			}
+		}
+		if v, ok := strings.CutPrefix(line, "ETCD_INITIAL_CLUSTER=\""); ok {
+			entries := strings.Split(strings.TrimSuffix(v, "\"\n"), ",")
+			sort.Strings(entries)
+			line = "ETCD_INITIAL_CLUSTER=\"" + strings.Join(entries, ",") + "\"\n"
+		}
+		if m := membersArray.FindStringSubmatchIndex(strings.TrimSuffix(line, "\n")); m != nil {
+			members := strings.Split(line[m[2]:m[3]], "},{")
+			for i := range members {
+				members[i] = strings.Trim(members[i], "{}")
+			}
+			sort.Strings(members)
+			line = line[:m[2]] + "{" + strings.Join(members, "},{") + "}" + line[m[3]:]
+		}
+		lines = append(lines, line)
+	}
+	r.stdout = strings.Join(lines, "")
+	return r
+}
+
+// addedID matches member add's simple output, or its JSON's added member.
+var addedID = regexp.MustCompile(`(?:^Member ([ 0-9a-f]{16}) added)|(?:"member":\{"ID":([0-9]+))`)

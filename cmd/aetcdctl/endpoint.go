@@ -6,20 +6,14 @@ import (
 	"fmt"
 )
 
-// endpointCommand is `endpoint status`: the status of every member in
-// --endpoints, each asked directly.
-type endpointCommand struct{}
+// endpointStatusCommand is `endpoint status`: the status of every member
+// in --endpoints, each asked directly. Arguments are ignored, as etcdctl
+// does.
+type endpointStatusCommand struct{}
 
-func (c *endpointCommand) flags(*flagSet) {}
+func (c *endpointStatusCommand) flags(*flagSet) {}
 
-func (c *endpointCommand) run(ctx context.Context, cc *cmdContext, args []string) error {
-	if len(args) == 0 {
-		cc.m.commandUsage("endpoint", newFlagSet())
-		return nil
-	}
-	if args[0] != "status" {
-		return fmt.Errorf("unknown command %q for \"aetcdctl endpoint\"", args[0])
-	}
+func (c *endpointStatusCommand) run(ctx context.Context, cc *cmdContext, _ []string) error {
 	p, err := cc.printer()
 	if err != nil {
 		return err

@@ -49,6 +49,8 @@ type kvClient interface {
 	Txn(context.Context, *messages.TxnRequest) (*messages.TxnResponse, error)
 	Compact(context.Context, *messages.CompactionRequest) (*messages.CompactionResponse, error)
 	StatusAt(ctx context.Context, endpoint string) (*messages.StatusResponse, error)
+	// Do sends any request; the member commands use it (member.go).
+	Do(context.Context, *messages.ClientRequest) (*messages.ClientResponse, error)
 	Close() error
 }
 
@@ -108,23 +110,47 @@ type command interface {
 	run(ctx context.Context, cc *cmdContext, args []string) error
 }
 
-// commands maps names to constructors; "endpoint" has subcommands.
+// commands maps names to constructors. A subcommand's name is its group's
+// name, a space and its own ("member add"); a group has no constructor.
 var commands = map[string]func() command{
-	"get":        func() command { return &getCommand{} },
-	"put":        func() command { return &putCommand{} },
-	"del":        func() command { return &delCommand{} },
-	"txn":        func() command { return &txnCommand{} },
-	"compaction": func() command { return &compactionCommand{} },
-	"endpoint":   func() command { return &endpointCommand{} },
+	"get":             func() command { return &getCommand{} },
+	"put":             func() command { return &putCommand{} },
+	"del":             func() command { return &delCommand{} },
+	"txn":             func() command { return &txnCommand{} },
+	"compaction":      func() command { return &compactionCommand{} },
+	"endpoint status": func() command { return &endpointStatusCommand{} },
+	"member add":      func() command { return &memberAddCommand{} },
+	"member remove":   func() command { return &memberRemoveCommand{} },
+	"member update":   func() command { return &memberUpdateCommand{} },
+	"member list":     func() command { return &memberListCommand{} },
+	"member promote":  func() command { return &memberPromoteCommand{} },
 }
 
+// commandUsage lists commands and groups in the order usage prints them.
 var commandUsage = []struct{ name, use, short string }{
 	{"get", "get [options] <key> [range_end]", "Gets the key or a range of keys"},
 	{"put", "put [options] <key> <value> (<value> can also be given from stdin)", "Puts the given key into the store"},
 	{"del", "del [options] <key> [range_end]", "Removes the specified key or range of keys [key, range_end)"},
 	{"txn", "txn [options]", "Txn processes all the requests in one transaction"},
 	{"compaction", "compaction [options] <revision>", "Compacts the event history in aetcd"},
-	{"endpoint", "endpoint status", "Prints out the status of the endpoints in --endpoints"},
+	{"endpoint", "endpoint <subcommand>", "Endpoint related commands"},
+	{"endpoint status", "endpoint status", "Prints out the status of the endpoints in --endpoints"},
+	{"member", "member <subcommand>", "Membership related commands"},
+	{"member add", "member add <memberName> [options]", "Adds a member into the cluster"},
+	{"member remove", "member remove <memberID>", "Removes a member from the cluster"},
+	{"member update", "member update <memberID> [options]", "Updates a member in the cluster"},
+	{"member list", "member list", "Lists all members in the cluster"},
+	{"member promote", "member promote <memberID>", "Promotes a non-voting member in the cluster"},
+}
+
+// isGroup reports whether name is a group of subcommands.
+func isGroup(name string) bool {
+	for n := range commands {
+		if strings.HasPrefix(n, name+" ") {
+			return true
+		}
+	}
+	return false
 }
 
 // Run parses args (without the program name) and runs the command.
@@ -146,6 +172,19 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 			return errHelp
 		}
 		return nil
+	}
+	if isGroup(name) {
+		sub, subArgs, err := splitCommand(pre, rest)
+		if err != nil {
+			return err
+		}
+		if _, ok := commands[name+" "+sub]; !ok {
+			// etcdctl prints the group's usage for a missing or unknown
+			// subcommand and exits 0.
+			m.groupUsage(name, pre)
+			return nil
+		}
+		name, rest = name+" "+sub, subArgs
 	}
 	newCmd, ok := commands[name]
 	if !ok {
@@ -211,7 +250,9 @@ func flagTakingValue(fs *flagSet, arg string) *flagDef {
 func (m *Main) usage(fs *flagSet) {
 	fmt.Fprint(m.Stdout, "NAME:\n  aetcdctl - A simple command line client for aetcd.\n\nUSAGE:\n  aetcdctl [global options] <command> [options] [arguments...]\n\nCOMMANDS:\n")
 	for _, c := range commandUsage {
-		fmt.Fprintf(m.Stdout, "  %-12s %s\n", c.name, c.short)
+		if !strings.Contains(c.name, " ") {
+			fmt.Fprintf(m.Stdout, "  %-12s %s\n", c.name, c.short)
+		}
 	}
 	fmt.Fprintf(m.Stdout, "\nGLOBAL OPTIONS:\n%s\nEnvironment variables %sENDPOINTS, %sCOMMAND_TIMEOUT, %sWRITE_OUT and %sHEX set the defaults.\n",
 		fs.usage(), envPrefix, envPrefix, envPrefix, envPrefix)
@@ -221,6 +262,16 @@ func (m *Main) commandUsage(name string, fs *flagSet) {
 	for _, c := range commandUsage {
 		if c.name == name {
 			fmt.Fprintf(m.Stdout, "NAME:\n  %s - %s\n\nUSAGE:\n  aetcdctl %s\n\nOPTIONS (and global options):\n%s", c.name, c.short, c.use, fs.usage())
+		}
+	}
+}
+
+func (m *Main) groupUsage(group string, fs *flagSet) {
+	m.commandUsage(group, fs)
+	fmt.Fprint(m.Stdout, "\nCOMMANDS:\n")
+	for _, c := range commandUsage {
+		if sub, ok := strings.CutPrefix(c.name, group+" "); ok {
+			fmt.Fprintf(m.Stdout, "  %-12s %s\n", sub, c.short)
 		}
 	}
 }

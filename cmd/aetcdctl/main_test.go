@@ -23,6 +23,7 @@ type fakeKV struct {
 	delR     *messages.DeleteRangeResponse
 	txnR     *messages.TxnResponse
 	status   map[string]*messages.StatusResponse
+	member   *messages.ClientResponse // the answer to Do
 	err      error
 	closed   bool
 }
@@ -57,6 +58,14 @@ func (f *fakeKV) StatusAt(_ context.Context, ep string) (*messages.StatusRespons
 		return s, nil
 	}
 	return nil, &client.UnreachableError{Endpoint: ep, Reason: errors.New("connection refused")}
+}
+
+func (f *fakeKV) Do(_ context.Context, r *messages.ClientRequest) (*messages.ClientResponse, error) {
+	f.requests = append(f.requests, r)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.member, nil
 }
 
 func (f *fakeKV) Close() error { f.closed = true; return nil }

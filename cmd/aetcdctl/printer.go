@@ -22,6 +22,13 @@ type printer interface {
 	Del(*messages.DeleteRangeResponse) error
 	Txn(*messages.TxnResponse) error
 	EndpointStatus([]endpointStatus) error
+	MemberAdd(*messages.MemberAddResponse) error
+	// MemberRemove, MemberUpdate and MemberPromote get the ID the command
+	// was given.
+	MemberRemove(id uint64, r *messages.MemberRemoveResponse) error
+	MemberUpdate(id uint64, r *messages.MemberUpdateResponse) error
+	MemberPromote(id uint64, r *messages.MemberPromoteResponse) error
+	MemberList(*messages.MemberListResponse) error
 }
 
 // endpointStatus is one row of `endpoint status`.
@@ -64,7 +71,7 @@ func newPrinter(format string, isHex bool, w io.Writer) printer {
 	case "simple":
 		return &simplePrinter{w: w, isHex: isHex}
 	case "json":
-		return &jsonPrinter{w: w}
+		return &jsonPrinter{w: w, isHex: isHex}
 	case "fields":
 		return &fieldsPrinter{w: w, isHex: isHex}
 	case "protobuf":
@@ -84,6 +91,21 @@ func (p unsupportedPrinter) Put(*messages.PutResponse) error         { return er
 func (p unsupportedPrinter) Del(*messages.DeleteRangeResponse) error { return errUnsupported(p.format) }
 func (p unsupportedPrinter) Txn(*messages.TxnResponse) error         { return errUnsupported(p.format) }
 func (p unsupportedPrinter) EndpointStatus([]endpointStatus) error   { return errUnsupported(p.format) }
+func (p unsupportedPrinter) MemberAdd(*messages.MemberAddResponse) error {
+	return errUnsupported(p.format)
+}
+func (p unsupportedPrinter) MemberRemove(uint64, *messages.MemberRemoveResponse) error {
+	return errUnsupported(p.format)
+}
+func (p unsupportedPrinter) MemberUpdate(uint64, *messages.MemberUpdateResponse) error {
+	return errUnsupported(p.format)
+}
+func (p unsupportedPrinter) MemberPromote(uint64, *messages.MemberPromoteResponse) error {
+	return errUnsupported(p.format)
+}
+func (p unsupportedPrinter) MemberList(*messages.MemberListResponse) error {
+	return errUnsupported(p.format)
+}
 
 // simplePrinter is etcdctl's default format.
 type simplePrinter struct {
@@ -165,6 +187,59 @@ func (p *simplePrinter) EndpointStatus(statuses []endpointStatus) error {
 		fmt.Fprintln(p.w, strings.Join(row, ", "))
 	}
 	return nil
+}
+
+func (p *simplePrinter) MemberAdd(r *messages.MemberAddResponse) error {
+	as := " "
+	if r.GetMember().GetIsLearner() {
+		as = " as learner "
+	}
+	fmt.Fprintf(p.w, "Member %16x added%sto cluster %16x\n", r.GetMember().GetID(), as, r.GetHeader().GetClusterId())
+	return nil
+}
+
+func (p *simplePrinter) MemberRemove(id uint64, r *messages.MemberRemoveResponse) error {
+	fmt.Fprintf(p.w, "Member %16x removed from cluster %16x\n", id, r.GetHeader().GetClusterId())
+	return nil
+}
+
+func (p *simplePrinter) MemberUpdate(id uint64, r *messages.MemberUpdateResponse) error {
+	fmt.Fprintf(p.w, "Member %16x updated in cluster %16x\n", id, r.GetHeader().GetClusterId())
+	return nil
+}
+
+func (p *simplePrinter) MemberPromote(id uint64, r *messages.MemberPromoteResponse) error {
+	fmt.Fprintf(p.w, "Member %16x promoted in cluster %16x\n", id, r.GetHeader().GetClusterId())
+	return nil
+}
+
+func (p *simplePrinter) MemberList(r *messages.MemberListResponse) error {
+	_, rows := memberListTable(r)
+	for _, row := range rows {
+		fmt.Fprintln(p.w, strings.Join(row, ", "))
+	}
+	return nil
+}
+
+// memberListTable is etcdctl's makeMemberListTable: a member without a
+// name has not started yet.
+func memberListTable(r *messages.MemberListResponse) (header []string, rows [][]string) {
+	header = []string{"ID", "Status", "Name", "Peer Addrs", "Client Addrs", "Is Learner"}
+	for _, m := range r.GetMembers() {
+		status := "started"
+		if m.GetName() == "" {
+			status = "unstarted"
+		}
+		rows = append(rows, []string{
+			strconv.FormatUint(m.GetID(), 16),
+			status,
+			m.GetName(),
+			strings.Join(m.GetPeerURLs(), ","),
+			strings.Join(m.GetClientURLs(), ","),
+			strconv.FormatBool(m.GetIsLearner()),
+		})
+	}
+	return header, rows
 }
 
 // endpointStatusTable is etcdctl's makeEndpointStatusTable.

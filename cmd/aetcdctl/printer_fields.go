@@ -113,6 +113,42 @@ func (p *fieldsPrinter) EndpointStatus(statuses []endpointStatus) error {
 	return nil
 }
 
+func (p *fieldsPrinter) MemberList(r *messages.MemberListResponse) error {
+	p.header(r.GetHeader())
+	for _, m := range r.GetMembers() {
+		if p.isHex {
+			fmt.Fprintln(p.w, `"ID" :`, strconv.FormatUint(m.GetID(), 16))
+		} else {
+			fmt.Fprintln(p.w, `"ID" :`, m.GetID())
+		}
+		fmt.Fprintf(p.w, "\"Name\" : %q\n", m.GetName())
+		for _, u := range m.GetPeerURLs() {
+			fmt.Fprintf(p.w, "\"PeerURL\" : %q\n", u)
+		}
+		for _, u := range m.GetClientURLs() {
+			fmt.Fprintf(p.w, "\"ClientURL\" : %q\n", u)
+		}
+		fmt.Fprintln(p.w, `"IsLearner" :`, m.GetIsLearner())
+		fmt.Fprintln(p.w)
+	}
+	return nil
+}
+
+// fieldsPrinter prints no other member command: etcdctl fails them.
+
+func (p *fieldsPrinter) MemberAdd(*messages.MemberAddResponse) error {
+	return errUnsupported("fields")
+}
+func (p *fieldsPrinter) MemberRemove(uint64, *messages.MemberRemoveResponse) error {
+	return errUnsupported("fields")
+}
+func (p *fieldsPrinter) MemberUpdate(uint64, *messages.MemberUpdateResponse) error {
+	return errUnsupported("fields")
+}
+func (p *fieldsPrinter) MemberPromote(uint64, *messages.MemberPromoteResponse) error {
+	return errUnsupported("fields")
+}
+
 // protobufPrinter writes the response's protobuf encoding, which is etcd's
 // (aetcd's messages are wire-compatible with etcdserverpb).
 type protobufPrinter struct {
@@ -133,3 +169,16 @@ func (p *protobufPrinter) Get(r *messages.RangeResponse) error       { return p.
 func (p *protobufPrinter) Put(r *messages.PutResponse) error         { return p.print(r) }
 func (p *protobufPrinter) Del(r *messages.DeleteRangeResponse) error { return p.print(r) }
 func (p *protobufPrinter) Txn(r *messages.TxnResponse) error         { return p.print(r) }
+func (p *protobufPrinter) MemberAdd(r *messages.MemberAddResponse) error {
+	return p.print(r)
+}
+func (p *protobufPrinter) MemberRemove(_ uint64, r *messages.MemberRemoveResponse) error {
+	return p.print(r)
+}
+func (p *protobufPrinter) MemberUpdate(_ uint64, r *messages.MemberUpdateResponse) error {
+	return p.print(r)
+}
+func (p *protobufPrinter) MemberPromote(_ uint64, r *messages.MemberPromoteResponse) error {
+	return p.print(r)
+}
+func (p *protobufPrinter) MemberList(r *messages.MemberListResponse) error { return p.print(r) }

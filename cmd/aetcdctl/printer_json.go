@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/aetcd/aetcd/messages"
 )
@@ -11,8 +12,12 @@ import (
 // jsonPrinter writes what etcdctl's does: encoding/json of etcd's gogo
 // response structs. The structs below mirror those field for field (names,
 // order, omitempty), so numbers print as numbers, bytes as base64, and a
-// ResponseOp's oneof under the untagged field name "Response".
-type jsonPrinter struct{ w io.Writer }
+// ResponseOp's oneof under the untagged field name "Response". With --hex,
+// member list is written by hand as etcdctl does (printMemberListWithHexJSON).
+type jsonPrinter struct {
+	w     io.Writer
+	isHex bool
+}
 
 func (p *jsonPrinter) print(v any) error {
 	b, err := json.Marshal(v)
@@ -34,6 +39,61 @@ func (p *jsonPrinter) EndpointStatus(statuses []endpointStatus) error {
 		out = append(out, jsonEndpointStatus{Endpoint: s.Endpoint, Status: jsonStatus(s.Status)})
 	}
 	return p.print(out)
+}
+
+func (p *jsonPrinter) MemberAdd(r *messages.MemberAddResponse) error {
+	return p.print(&jsonMemberAddResponse{Header: jsonHeader(r.GetHeader()), Member: jsonMember(r.GetMember()), Members: jsonMemberList(r.GetMembers())})
+}
+
+func (p *jsonPrinter) MemberRemove(_ uint64, r *messages.MemberRemoveResponse) error {
+	return p.print(jsonMembers(r.GetHeader(), r.GetMembers()))
+}
+
+func (p *jsonPrinter) MemberUpdate(_ uint64, r *messages.MemberUpdateResponse) error {
+	return p.print(jsonMembers(r.GetHeader(), r.GetMembers()))
+}
+
+func (p *jsonPrinter) MemberPromote(_ uint64, r *messages.MemberPromoteResponse) error {
+	return p.print(jsonMembers(r.GetHeader(), r.GetMembers()))
+}
+
+func (p *jsonPrinter) MemberList(r *messages.MemberListResponse) error {
+	if p.isHex {
+		return p.memberListHex(r)
+	}
+	return p.print(jsonMembers(r.GetHeader(), r.GetMembers()))
+}
+
+// memberListHex writes what etcdctl's member list writes with --hex: IDs
+// as unpadded hex strings, the header without its revision and with a
+// raft_term even when 0, the members without isLearner, names unescaped
+// and absent URL lists as null.
+func (p *jsonPrinter) memberListHex(r *messages.MemberListResponse) error {
+	var b strings.Builder
+	h := r.GetHeader()
+	fmt.Fprintf(&b, `{"header":{"cluster_id":"%x","member_id":"%x","raft_term":%d}`, h.GetClusterId(), h.GetMemberId(), h.GetRaftTerm())
+	for i, m := range r.GetMembers() {
+		if i == 0 {
+			b.WriteString(`,"members":[`)
+		} else {
+			b.WriteString(",")
+		}
+		peers, err := json.Marshal(m.GetPeerURLs())
+		if err != nil {
+			return err
+		}
+		clients, err := json.Marshal(m.GetClientURLs())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, `{"ID":"%x","name":"%s","peerURLs":%s,"clientURLs":%s}`, m.GetID(), m.GetName(), peers, clients)
+	}
+	if len(r.GetMembers()) > 0 {
+		b.WriteString("]")
+	}
+	b.WriteString("}")
+	_, err := fmt.Fprintln(p.w, b.String())
+	return err
 }
 
 type jsonResponseHeader struct {
@@ -117,6 +177,27 @@ type jsonDowngradeInfo struct {
 	TargetVersion string `json:"targetVersion,omitempty"`
 }
 
+type jsonMemberInfo struct {
+	ID         uint64   `json:"ID,omitempty"`
+	Name       string   `json:"name,omitempty"`
+	PeerURLs   []string `json:"peerURLs,omitempty"`
+	ClientURLs []string `json:"clientURLs,omitempty"`
+	IsLearner  bool     `json:"isLearner,omitempty"`
+}
+
+type jsonMemberAddResponse struct {
+	Header  *jsonResponseHeader `json:"header,omitempty"`
+	Member  *jsonMemberInfo     `json:"member,omitempty"`
+	Members []*jsonMemberInfo   `json:"members,omitempty"`
+}
+
+// jsonMembersResponse is the shape of etcd's MemberRemoveResponse,
+// MemberUpdateResponse, MemberPromoteResponse and MemberListResponse.
+type jsonMembersResponse struct {
+	Header  *jsonResponseHeader `json:"header,omitempty"`
+	Members []*jsonMemberInfo   `json:"members,omitempty"`
+}
+
 // jsonEndpointStatus is etcdctl's epStatus.
 type jsonEndpointStatus struct {
 	Endpoint string              `json:"Endpoint"`
@@ -189,6 +270,25 @@ func jsonTxn(r *messages.TxnResponse) *jsonTxnResponse {
 		out.Responses = append(out.Responses, jop)
 	}
 	return out
+}
+
+func jsonMember(m *messages.Member) *jsonMemberInfo {
+	if m == nil {
+		return nil
+	}
+	return &jsonMemberInfo{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner}
+}
+
+func jsonMemberList(ms []*messages.Member) []*jsonMemberInfo {
+	var out []*jsonMemberInfo
+	for _, m := range ms {
+		out = append(out, jsonMember(m))
+	}
+	return out
+}
+
+func jsonMembers(h *messages.ResponseHeader, ms []*messages.Member) *jsonMembersResponse {
+	return &jsonMembersResponse{Header: jsonHeader(h), Members: jsonMemberList(ms)}
 }
 
 func jsonStatus(s *messages.StatusResponse) *jsonStatusResponse {

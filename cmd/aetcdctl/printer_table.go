@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/aetcd/aetcd/messages"
 )
 
 // tablePrinter is etcdctl's "table" format, which only endpoint (and
@@ -17,6 +19,12 @@ type tablePrinter struct {
 
 func (p *tablePrinter) EndpointStatus(statuses []endpointStatus) error {
 	header, rows := endpointStatusTable(statuses)
+	_, err := io.WriteString(p.w, renderTable(header, rows))
+	return err
+}
+
+func (p *tablePrinter) MemberList(r *messages.MemberListResponse) error {
+	header, rows := memberListTable(r)
 	_, err := io.WriteString(p.w, renderTable(header, rows))
 	return err
 }
