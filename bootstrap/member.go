@@ -40,7 +40,7 @@ type Member struct {
 	wal    *wal.WAL
 	store  *mvcc.Store
 
-	raftPID, walPID, applierPID, gatewayPID, snapPID *actor.PID
+	raftPID, walPID, applierPID, gatewayPID, snapPID, watchdogPID *actor.PID
 
 	stopPeerWatch func()
 
@@ -203,7 +203,10 @@ func allowRemote(target, typeName string) bool {
 }
 
 // fatalStrategy turns an actor panic into a member fail-stop: the member
-// cannot be sure an actor restarted from scratch agrees with its data.
+// cannot be sure an actor restarted from scratch agrees with its data. An
+// actor stopped or poisoned outside Member.Stop fail-stops the member too
+// (the watchdog, Err wraps ErrActorStopped): it cannot serve without it.
+// Either way Err names the actor, and recovery is a restart on the data dir.
 type fatalStrategy struct{ m *Member }
 
 func (s fatalStrategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason any, _ any) {
@@ -211,31 +214,33 @@ func (s fatalStrategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 	sup.StopChildren(child)
 }
 
-func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
-	m.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(SlogHandler(m.log, slog.LevelWarn))
-	}))
-	// Remoting starts before any gRPC server of the member: protoactor's
-	// Start replaces gRPC's global logger, which gRPC goroutines read.
-	r, err := remoting.Start(m.system, remoting.Config{Address: m.cfg.ListenRemotingAddr, AllowTarget: allowRemote})
-	if err != nil {
-		return err
+func (m *Member) startActors(replay *wal.Replay, applied uint64) (err error) {
+	if m.cfg.InProcess != nil {
+		m.system = m.cfg.InProcess.System
+	} else {
+		m.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return slog.New(SlogHandler(m.log, slog.LevelWarn))
+		}))
+		// Remoting starts before any gRPC server of the member: protoactor's
+		// Start replaces gRPC's global logger, which gRPC goroutines read.
+		if m.remote, err = remoting.Start(m.system, remoting.Config{Address: m.cfg.ListenRemotingAddr, AllowTarget: allowRemote}); err != nil {
+			return err
+		}
 	}
-	m.remote = r
 	m.root = actor.NewRootContext(m.system, nil).WithGuardian(fatalStrategy{m})
 	env := &actors.Env{Logger: m.log, State: m.state, Fatal: m.fatal}
-	if m.walPID, err = m.root.SpawnNamed(actors.NewWALWriterProps(env, m.wal), actors.WALName); err != nil {
+	if m.walPID, err = m.spawn(actors.NewWALWriterProps(env, m.wal), actors.WALName); err != nil {
 		return err
 	}
-	raftPID := actor.NewPID(m.system.Address(), actors.RaftName)
-	if m.applierPID, err = m.root.SpawnNamed(actors.NewApplierProps(env, m.store, raftPID, actors.ApplierConfig{
+	raftPID := actor.NewPID(m.system.Address(), m.localName(actors.RaftName))
+	if m.applierPID, err = m.spawn(actors.NewApplierProps(env, m.store, raftPID, actors.ApplierConfig{
 		CommitInterval: m.cfg.BackendCommitInterval,
 		WaiterTimeout:  2 * m.cfg.RequestTimeout,
 		SnapshotDir:    filepath.Join(m.cfg.DataDir, "member", "snap"),
 	}), actors.ApplierName); err != nil {
 		return err
 	}
-	if m.snapPID, err = m.root.SpawnNamed(actors.NewSnapshotReceiverProps(env, filepath.Join(m.cfg.DataDir, "member", "snap"), raftPID),
+	if m.snapPID, err = m.spawn(actors.NewSnapshotReceiverProps(env, filepath.Join(m.cfg.DataDir, "member", "snap"), raftPID),
 		actors.SnapshotReceiverName); err != nil {
 		return err
 	}
@@ -252,15 +257,19 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 		if err != nil {
 			return err
 		}
-		peers[mem.ID] = actor.NewPID(addr, actors.RaftName)
-		receivers[mem.ID] = actor.NewPID(addr, actors.SnapshotReceiverName)
+		if peers[mem.ID], err = m.peerPID(addr, actors.RaftName); err != nil {
+			return err
+		}
+		if receivers[mem.ID], err = m.peerPID(addr, actors.SnapshotReceiverName); err != nil {
+			return err
+		}
 		peerAddrs = append(peerAddrs, addr)
 	}
-	if len(peerAddrs) > 0 {
+	if len(peerAddrs) > 0 && m.cfg.InProcess == nil {
 		m.stopPeerWatch = remoting.WatchPeers(m.system, peerAddrs, m.cfg.HeartbeatInterval)
 	}
 	electionTicks := int(m.cfg.ElectionTimeout / m.cfg.HeartbeatInterval)
-	if m.raftPID, err = m.root.SpawnNamed(actors.NewRaftNodeProps(env, actors.RaftNodeConfig{
+	if m.raftPID, err = m.spawn(actors.NewRaftNodeProps(env, actors.RaftNodeConfig{
 		Core: raft.Config{
 			ID: m.cfg.MemberID, Voters: voters, ElectionTicks: electionTicks, HeartbeatTicks: 1,
 			PreVote: true, CheckQuorum: true, Rand: newRand(m.cfg.MemberID),
@@ -287,10 +296,16 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64) error {
 		}
 		members = append(members, mm)
 	}
-	m.gatewayPID, err = m.root.SpawnNamed(actors.NewGatewayProps(env, actors.GatewayConfig{
+	if m.gatewayPID, err = m.spawn(actors.NewGatewayProps(env, actors.GatewayConfig{
 		MaxTxnOps: m.cfg.MaxTxnOps, MaxRequestBytes: m.cfg.MaxRequestBytes,
 		RequestTimeout: m.cfg.RequestTimeout, QuotaBytes: m.cfg.QuotaBackendBytes, Members: members,
-	}, m.store, m.raftPID, m.applierPID), actors.GatewayName)
+	}, m.store, m.raftPID, m.applierPID), actors.GatewayName); err != nil {
+		return err
+	}
+	m.watchdogPID, err = m.root.SpawnNamed(newWatchdogProps(m.fatal, map[string]*actor.PID{
+		actors.GatewayName: m.gatewayPID, actors.RaftName: m.raftPID, actors.WALName: m.walPID,
+		actors.ApplierName: m.applierPID, actors.SnapshotReceiverName: m.snapPID,
+	}), m.localName(watchdogName))
 	return err
 }
 
@@ -462,12 +477,15 @@ func (m *Member) shutdown() error {
 		m.remote.Shutdown(false)
 	}
 	if m.system != nil {
-		for _, pid := range []*actor.PID{m.gatewayPID, m.snapPID, m.raftPID, m.walPID, m.applierPID} {
+		// The watchdog goes first: the actors it watches stop on purpose.
+		for _, pid := range []*actor.PID{m.watchdogPID, m.gatewayPID, m.snapPID, m.raftPID, m.walPID, m.applierPID} {
 			if pid != nil {
 				_ = m.system.Root.PoisonFuture(pid).Wait()
 			}
 		}
-		m.system.Shutdown()
+		if m.cfg.InProcess == nil {
+			m.system.Shutdown()
+		}
 	}
 	var errs []error
 	if m.wal != nil {
