@@ -310,7 +310,7 @@ func (n *raftNode) onStarted(ctx actor.Context) {
 	if snap := n.cfg.Restore.Snapshot; snap != nil {
 		n.snapshotAt = snap.Index
 	}
-	n.cancelTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(n.cfg.HeartbeatInterval, n.cfg.HeartbeatInterval, ctx.Self(), &messages.Tick{})
+	n.cancelTick = sendRepeatedly(ctx, n.cfg.HeartbeatInterval, &messages.Tick{})
 	if len(n.cfg.Core.Voters) == 1 && n.cfg.Core.Voters[0] == n.cfg.Core.ID {
 		n.core.Campaign()
 	}
