@@ -120,15 +120,14 @@ func TestInProcessKillUnderLoad(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/%s/%s", tc.actor, role, tc.how), func(t *testing.T) {
 			checkNoGoroutineLeak(t)
 			c := startInProcessCluster(t, 3)
+			load := startWriteLoad(c, 4)
+			load.waitAcks(t, 50, 20*time.Second)
 			leader := c.waitLeader(10*time.Second, nil, c.members...)
 			victim := leader
 			if !tc.leader {
 				victim = c.others(leader)[0]
 			}
 			survivors := c.others(victim)
-
-			load := startWriteLoad(c, 4)
-			load.waitAcks(t, 50, 20*time.Second)
 			if err := victim.m.KillActor(tc.actor, tc.how); err != nil {
 				t.Fatal(err)
 			}
