@@ -122,7 +122,7 @@ func (a *applier) onStarted(ctx actor.Context) {
 		a.fail(err)
 		return
 	}
-	a.cancelTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(a.cfg.CommitInterval, a.cfg.CommitInterval, ctx.Self(), &messages.CommitBackend{})
+	a.cancelTick = sendRepeatedly(ctx, a.cfg.CommitInterval, &messages.CommitBackend{})
 }
 
 func (a *applier) onApply(ctx actor.Context, msg *messages.Apply) {

@@ -352,7 +352,7 @@ func (n *raftNode) onStarted(ctx actor.Context) {
 		n.snapshotAt = snap.Index
 	}
 	n.routePeers()
-	n.cancelTick = scheduler.NewTimerScheduler(ctx).SendRepeatedly(n.cfg.HeartbeatInterval, n.cfg.HeartbeatInterval, ctx.Self(), &messages.Tick{})
+	n.cancelTick = sendRepeatedly(ctx, n.cfg.HeartbeatInterval, &messages.Tick{})
 	// Hand out what the restored log has committed (on a new cluster, the
 	// conf changes that make up the initial membership), then, as the only
 	// voter, campaign at once rather than after an election timeout.

@@ -54,6 +54,9 @@ type Config struct {
 	// CatchUpEntries is how many entries the raft log keeps behind a
 	// snapshot for slow followers (0: 5000, etcd's). No flag: tests only.
 	CatchUpEntries uint64
+	// InProcess, when set, runs the member in an actor system shared with
+	// other members, without remoting. Tests only; no flag sets it.
+	InProcess *InProcess
 
 	// Resolved by Validate.
 	MemberID  uint64

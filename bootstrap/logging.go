@@ -16,8 +16,16 @@ func NewLogger(w io.Writer, level string) zerolog.Logger {
 	if err != nil || level == "" {
 		lvl = zerolog.InfoLevel
 	}
-	zerolog.TimeFieldFormat = time.RFC3339Nano
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	return zerolog.New(w).Level(lvl).Hook(rfc3339NanoTime{})
+}
+
+// rfc3339NanoTime adds the time to each event in RFC 3339 with nanoseconds.
+// It replaces setting zerolog.TimeFieldFormat, a global that loggers already
+// in use read (a data race when members start in one process).
+type rfc3339NanoTime struct{}
+
+func (rfc3339NanoTime) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str(zerolog.TimestampFieldName, time.Now().Format(time.RFC3339Nano))
 }
 
 // SlogHandler bridges slog records (protoactor-go logs with slog) into zl.

@@ -44,7 +44,7 @@ type Member struct {
 	wal    *wal.WAL
 	store  *mvcc.Store
 
-	raftPID, walPID, applierPID, gatewayPID, snapPID *actor.PID
+	raftPID, walPID, applierPID, gatewayPID, snapPID, watchdogPID *actor.PID
 
 	peerWatchMu   sync.Mutex
 	stopPeerWatch func()
@@ -347,10 +347,6 @@ func (m *Member) askMembers() (*messages.Member, uint64, error) {
 	return nil, 0, fmt.Errorf("--initial-cluster-state existing: no member of --initial-cluster answered: %w", lastErr)
 }
 
-// peerPID is the PID of actor name on the member whose peer address
-// (host:port) is addr.
-func (m *Member) peerPID(addr, name string) *actor.PID { return actor.NewPID(addr, name) }
-
 // allowRemote admits client requests to the gateway and Raft traffic to the
 // raft node from remoting, nothing else: the WAL writer and the applier
 // trust their senders.
@@ -372,7 +368,10 @@ func allowRemote(target, typeName string) bool {
 }
 
 // fatalStrategy turns an actor panic into a member fail-stop: the member
-// cannot be sure an actor restarted from scratch agrees with its data.
+// cannot be sure an actor restarted from scratch agrees with its data. An
+// actor stopped or poisoned outside Member.Stop fail-stops the member too
+// (the watchdog, Err wraps ErrActorStopped): it cannot serve without it.
+// Either way Err names the actor, and recovery is a restart on the data dir.
 type fatalStrategy struct{ m *Member }
 
 func (s fatalStrategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason any, _ any) {
@@ -380,18 +379,23 @@ func (s fatalStrategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 	sup.StopChildren(child)
 }
 
-// startSystem starts the member's actor system and its remoting.
+// startSystem starts the member's actor system and its remoting, or, in
+// process, joins the shared system.
 func (m *Member) startSystem() error {
-	m.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(SlogHandler(m.log, slog.LevelWarn))
-	}))
-	// Remoting starts before any gRPC server of the member: protoactor's
-	// Start replaces gRPC's global logger, which gRPC goroutines read.
-	r, err := remoting.Start(m.system, remoting.Config{Address: m.cfg.ListenRemotingAddr, AllowTarget: allowRemote})
-	if err != nil {
-		return err
+	if ip := m.cfg.InProcess; ip != nil {
+		m.system = ip.System
+	} else {
+		m.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return slog.New(SlogHandler(m.log, slog.LevelWarn))
+		}))
+		// Remoting starts before any gRPC server of the member: protoactor's
+		// Start replaces gRPC's global logger, which gRPC goroutines read.
+		r, err := remoting.Start(m.system, remoting.Config{Address: m.cfg.ListenRemotingAddr, AllowTarget: allowRemote})
+		if err != nil {
+			return err
+		}
+		m.remote = r
 	}
-	m.remote = r
 	m.root = actor.NewRootContext(m.system, nil).WithGuardian(fatalStrategy{m})
 	return nil
 }
@@ -404,7 +408,7 @@ func (m *Member) watchPeers(addrs []string) {
 		m.stopPeerWatch()
 		m.stopPeerWatch = nil
 	}
-	if len(addrs) > 0 && !m.stopping.Load() {
+	if len(addrs) > 0 && !m.stopping.Load() && m.cfg.InProcess == nil {
 		m.stopPeerWatch = remoting.WatchPeers(m.system, addrs, m.cfg.HeartbeatInterval)
 	}
 }
@@ -412,23 +416,23 @@ func (m *Member) watchPeers(addrs []string) {
 func (m *Member) startActors(replay *wal.Replay, applied uint64, members []*messages.Member, removed map[uint64]bool) error {
 	env := &actors.Env{Logger: m.log, State: m.state, Fatal: m.fatal}
 	var err error
-	if m.walPID, err = m.root.SpawnNamed(actors.NewWALWriterProps(env, m.wal), actors.WALName); err != nil {
+	if m.walPID, err = m.spawn(actors.NewWALWriterProps(env, m.wal), actors.WALName); err != nil {
 		return err
 	}
-	raftPID := actor.NewPID(m.system.Address(), actors.RaftName)
-	if m.applierPID, err = m.root.SpawnNamed(actors.NewApplierProps(env, m.store, raftPID, actors.ApplierConfig{
+	raftPID := actor.NewPID(m.system.Address(), m.localName(actors.RaftName))
+	if m.applierPID, err = m.spawn(actors.NewApplierProps(env, m.store, raftPID, actors.ApplierConfig{
 		CommitInterval: m.cfg.BackendCommitInterval,
 		WaiterTimeout:  2 * m.cfg.RequestTimeout,
 		SnapshotDir:    filepath.Join(m.cfg.DataDir, "member", "snap"),
 	}), actors.ApplierName); err != nil {
 		return err
 	}
-	if m.snapPID, err = m.root.SpawnNamed(actors.NewSnapshotReceiverProps(env, filepath.Join(m.cfg.DataDir, "member", "snap"), raftPID),
+	if m.snapPID, err = m.spawn(actors.NewSnapshotReceiverProps(env, filepath.Join(m.cfg.DataDir, "member", "snap"), raftPID),
 		actors.SnapshotReceiverName); err != nil {
 		return err
 	}
 	electionTicks := int(m.cfg.ElectionTimeout / m.cfg.HeartbeatInterval)
-	if m.raftPID, err = m.root.SpawnNamed(actors.NewRaftNodeProps(env, actors.RaftNodeConfig{
+	if m.raftPID, err = m.spawn(actors.NewRaftNodeProps(env, actors.RaftNodeConfig{
 		Core: raft.Config{
 			ID: m.cfg.MemberID, ElectionTicks: electionTicks, HeartbeatTicks: 1,
 			PreVote: true, CheckQuorum: true, Rand: newRand(m.cfg.MemberID),
@@ -449,10 +453,16 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64, members []*mess
 	}), actors.RaftName); err != nil {
 		return err
 	}
-	m.gatewayPID, err = m.root.SpawnNamed(actors.NewGatewayProps(env, actors.GatewayConfig{
+	if m.gatewayPID, err = m.spawn(actors.NewGatewayProps(env, actors.GatewayConfig{
 		MaxTxnOps: m.cfg.MaxTxnOps, MaxRequestBytes: m.cfg.MaxRequestBytes,
 		RequestTimeout: m.cfg.RequestTimeout, QuotaBytes: m.cfg.QuotaBackendBytes, PeerPID: m.peerPID,
-	}, m.store, m.raftPID, m.applierPID), actors.GatewayName)
+	}, m.store, m.raftPID, m.applierPID), actors.GatewayName); err != nil {
+		return err
+	}
+	m.watchdogPID, err = m.root.SpawnNamed(newWatchdogProps(m.fatal, map[string]*actor.PID{
+		actors.GatewayName: m.gatewayPID, actors.RaftName: m.raftPID, actors.WALName: m.walPID,
+		actors.ApplierName: m.applierPID, actors.SnapshotReceiverName: m.snapPID,
+	}), m.localName(watchdogName))
 	return err
 }
 
@@ -628,12 +638,15 @@ func (m *Member) shutdown() error {
 		m.remote.Shutdown(false)
 	}
 	if m.system != nil {
-		for _, pid := range []*actor.PID{m.gatewayPID, m.snapPID, m.raftPID, m.walPID, m.applierPID} {
+		// The watchdog goes first: the actors it watches stop on purpose.
+		for _, pid := range []*actor.PID{m.watchdogPID, m.gatewayPID, m.snapPID, m.raftPID, m.walPID, m.applierPID} {
 			if pid != nil {
 				_ = m.system.Root.PoisonFuture(pid).Wait()
 			}
 		}
-		m.system.Shutdown()
+		if m.cfg.InProcess == nil {
+			m.system.Shutdown()
+		}
 	}
 	var errs []error
 	if m.wal != nil {

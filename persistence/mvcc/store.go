@@ -460,12 +460,16 @@ func (s *Store) Close() error {
 func (s *Store) Size() (dbSize, dbSizeInUse int64) {
 	// The newest view's file: Restore replaces s.db on the writer goroutine.
 	db := s.view.Load().db
+	var pageSize int64
 	if err := db.View(func(tx *bolt.Tx) error {
 		dbSize = tx.Size()
+		// Info reads the mmap, which a commit may remap; a read tx
+		// holds that off.
+		pageSize = int64(db.Info().PageSize)
 		return nil
 	}); err != nil {
 		return 0, 0
 	}
-	free := int64(db.Stats().FreePageN) * int64(db.Info().PageSize)
+	free := int64(db.Stats().FreePageN) * pageSize
 	return dbSize, max(dbSize-free, 0)
 }
