@@ -1,8 +1,10 @@
 package remoting
 
 import (
+	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -10,7 +12,7 @@ import (
 )
 
 // WatchPeers probes each peer address (host:port) every interval with a TCP
-// dial. When a peer that was unreachable answers again, it publishes
+// dial. When a peer that refused connections answers again, it publishes
 // protoactor's EndpointTerminatedEvent for that address: the library drops
 // its endpoint, which after a failed dial sleeps a fixed 2 s per retry, and
 // the next message to the peer dials at once. So a member that restarts on
@@ -43,9 +45,15 @@ func watchPeer(system *actor.ActorSystem, addr string, interval time.Duration, d
 			return
 		case <-t.C:
 		}
-		c, err := net.DialTimeout("tcp", addr, interval)
+		c, err := net.DialTimeout("tcp", addr, max(interval, time.Second))
 		if err != nil {
-			reachable = false
+			// Only a refused connection says the peer is gone: a dial that
+			// times out on a loaded machine may reach a live peer, whose
+			// working connection must not be reset when the next dial
+			// succeeds.
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				reachable = false
+			}
 			continue
 		}
 		c.Close()
