@@ -331,30 +331,35 @@ func (a *applier) confState() *messages.ConfState {
 }
 
 func (a *applier) fillHeader(resp *messages.ClientResponse, term uint64) {
-	var h *messages.ResponseHeader
-	switch r := resp.Response.(type) {
-	case *messages.ClientResponse_Put:
-		h = r.Put.GetHeader()
-	case *messages.ClientResponse_DeleteRange:
-		h = r.DeleteRange.GetHeader()
-	case *messages.ClientResponse_Txn:
-		h = r.Txn.GetHeader()
-	case *messages.ClientResponse_Compaction:
-		h = r.Compaction.GetHeader()
-	case *messages.ClientResponse_MemberAdd:
-		h = r.MemberAdd.GetHeader()
-	case *messages.ClientResponse_MemberRemove:
-		h = r.MemberRemove.GetHeader()
-	case *messages.ClientResponse_MemberUpdate:
-		h = r.MemberUpdate.GetHeader()
-	case *messages.ClientResponse_MemberPromote:
-		h = r.MemberPromote.GetHeader()
-	}
-	if h != nil {
+	if h := writeResponseHeader(resp); h != nil {
 		h.ClusterId = a.env.State.ClusterID
 		h.MemberId = a.env.State.MemberID
 		h.RaftTerm = term
 	}
+}
+
+// writeResponseHeader returns the header of the answer to a write (a
+// request that goes through the Raft log), or nil for any other response.
+func writeResponseHeader(resp *messages.ClientResponse) *messages.ResponseHeader {
+	switch r := resp.Response.(type) {
+	case *messages.ClientResponse_Put:
+		return r.Put.GetHeader()
+	case *messages.ClientResponse_DeleteRange:
+		return r.DeleteRange.GetHeader()
+	case *messages.ClientResponse_Txn:
+		return r.Txn.GetHeader()
+	case *messages.ClientResponse_Compaction:
+		return r.Compaction.GetHeader()
+	case *messages.ClientResponse_MemberAdd:
+		return r.MemberAdd.GetHeader()
+	case *messages.ClientResponse_MemberRemove:
+		return r.MemberRemove.GetHeader()
+	case *messages.ClientResponse_MemberUpdate:
+		return r.MemberUpdate.GetHeader()
+	case *messages.ClientResponse_MemberPromote:
+		return r.MemberPromote.GetHeader()
+	}
+	return nil
 }
 
 func (a *applier) releaseReads(ctx actor.Context) {

@@ -96,7 +96,7 @@ func (g *gateway) forwardMemberChange(ctx actor.Context, req *messages.ClientReq
 			root.Send(sender, rpcerr.Response(rpcerr.Timeout))
 			return
 		}
-		g.fill(memberResponseHeader(resp))
+		g.fill(writeResponseHeader(resp))
 		root.Send(sender, resp)
 	}()
 }
@@ -106,20 +106,6 @@ func (g *gateway) peerPID(addr, name string) *actor.PID {
 		return g.cfg.PeerPID(addr, name)
 	}
 	return actor.NewPID(addr, name)
-}
-
-func memberResponseHeader(resp *messages.ClientResponse) *messages.ResponseHeader {
-	switch r := resp.Response.(type) {
-	case *messages.ClientResponse_MemberAdd:
-		return r.MemberAdd.GetHeader()
-	case *messages.ClientResponse_MemberRemove:
-		return r.MemberRemove.GetHeader()
-	case *messages.ClientResponse_MemberUpdate:
-		return r.MemberUpdate.GetHeader()
-	case *messages.ClientResponse_MemberPromote:
-		return r.MemberPromote.GetHeader()
-	}
-	return nil
 }
 
 // normalizePeerURLs checks peer URLs as etcd's types.NewURLs does (at
