@@ -49,6 +49,6 @@ func TestClusterFiveMembers(t *testing.T) {
 	for k, r := range down {
 		acked[k] = r
 	}
-	c.checkAckedSubset(prefix, acked, c.members...)
+	c.checkAcked(prefix, acked, c.members...)
 	c.checkHashKV(rev, c.members...)
 }

@@ -397,92 +397,24 @@ func reqCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), reqTimeout)
 }
 
-// waitConverged waits until serializable reads of prefix on every member in
-// ms return the same store revision and the same keys with the same
-// mod_revisions, and returns that revision and the keys.
+// endpoints is how the convergence checks address ms.
+func endpoints(ms []*clusterMember) []endpoint {
+	out := make([]endpoint, len(ms))
+	for i, m := range ms {
+		out[i] = endpoint{name: m.name, addr: m.clientURL, id: m.id}
+	}
+	return out
+}
+
+// waitConverged waits until every member in ms serves the same revision and
+// keys under prefix (waitConvergedAt), and returns them.
 func (c *testCluster) waitConverged(timeout time.Duration, prefix string, ms ...*clusterMember) (int64, map[string]int64) {
 	c.t.Helper()
-	clis := map[*clusterMember]*clientv3.Client{}
-	for _, m := range ms {
-		clis[m] = c.client(m)
-	}
-	defer func() {
-		for _, cli := range clis {
-			cli.Close()
-		}
-	}()
-	deadline := time.Now().Add(timeout)
-	for {
-		var rev int64
-		var keys map[string]int64
-		var diff string
-		for i, m := range ms {
-			ctx, cancel := reqCtx()
-			resp, err := clis[m].Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithSerializable())
-			cancel()
-			if err != nil {
-				diff = fmt.Sprintf("%s: serializable get: %v", m.name, err)
-				break
-			}
-			got := map[string]int64{}
-			for _, kv := range resp.Kvs {
-				got[string(kv.Key)] = kv.ModRevision
-			}
-			if i == 0 {
-				rev, keys = resp.Header.Revision, got
-				continue
-			}
-			if resp.Header.Revision != rev || len(got) != len(keys) {
-				diff = fmt.Sprintf("%s at revision %d with %d keys, %s at revision %d with %d keys",
-					ms[0].name, rev, len(keys), m.name, resp.Header.Revision, len(got))
-				break
-			}
-			for k, r := range keys {
-				if got[k] != r {
-					diff = fmt.Sprintf("key %s: mod_revision %d on %s, %d on %s", k, r, ms[0].name, got[k], m.name)
-					break
-				}
-			}
-			if diff != "" {
-				break
-			}
-		}
-		if diff == "" {
-			return rev, keys
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("members %s did not converge within %v: %s", names(ms), timeout, diff)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return waitConvergedAt(c.t, timeout, prefix, endpoints(ms))
 }
 
 // checkHashKV compares HashKV at revision rev on every member in ms.
 func (c *testCluster) checkHashKV(rev int64, ms ...*clusterMember) {
 	c.t.Helper()
-	cli := c.client(ms...)
-	defer cli.Close()
-	var first *clientv3.HashKVResponse
-	var firstName string
-	for _, m := range ms {
-		ctx, cancel := reqCtx()
-		h, err := cli.HashKV(ctx, m.clientURL, rev)
-		cancel()
-		if err != nil {
-			c.t.Errorf("%s: HashKV(%d): %v", m.name, rev, err)
-			continue
-		}
-		if h.Header.MemberId != m.id {
-			c.t.Errorf("%s: HashKV answered with member_id %x, want %x", m.name, h.Header.MemberId, m.id)
-		}
-		c.t.Logf("%s: HashKV(%d) = hash %d, compact_revision %d, hash_revision %d", m.name, rev, h.Hash, h.CompactRevision, h.HashRevision)
-		if first == nil {
-			first, firstName = h, m.name
-			continue
-		}
-		if h.Hash != first.Hash || h.HashRevision != first.HashRevision || h.CompactRevision != first.CompactRevision {
-			c.t.Errorf("HashKV(%d) differs: %s hash %d (hash_revision %d, compact %d), %s hash %d (hash_revision %d, compact %d)",
-				rev, firstName, first.Hash, first.HashRevision, first.CompactRevision, m.name, h.Hash, h.HashRevision, h.CompactRevision)
-		}
-	}
+	checkHashKVAt(c.t, rev, endpoints(ms))
 }

@@ -214,91 +214,25 @@ func (c *ipCluster) waitLeader(timeout time.Duration, old *ipMember, ms ...*ipMe
 	}
 }
 
-// waitConverged waits until serializable reads of prefix on every member in
-// ms return the same revision and the same keys, values and mod_revisions,
-// and returns that revision.
+// ipEndpoints is how the convergence checks address ms.
+func ipEndpoints(ms []*ipMember) []endpoint {
+	out := make([]endpoint, len(ms))
+	for i, im := range ms {
+		out[i] = endpoint{name: im.name, addr: im.addr(), id: im.id}
+	}
+	return out
+}
+
+// waitConverged waits until every member in ms serves the same revision and
+// keys, values and mod_revisions under prefix, and returns the revision.
 func (c *ipCluster) waitConverged(timeout time.Duration, prefix string, ms ...*ipMember) int64 {
 	c.t.Helper()
-	clis := map[*ipMember]*clientv3.Client{}
-	for _, im := range ms {
-		clis[im] = c.client(im)
-	}
-	defer func() {
-		for _, cli := range clis {
-			cli.Close()
-		}
-	}()
-	deadline := time.Now().Add(timeout)
-	for {
-		var rev int64
-		var first map[string]string
-		diff := ""
-		for i, im := range ms {
-			ctx, cancel := reqCtx()
-			resp, err := clis[im].Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithSerializable())
-			cancel()
-			if err != nil {
-				diff = fmt.Sprintf("%s: serializable get: %v", im.name, err)
-				break
-			}
-			got := map[string]string{}
-			for _, kv := range resp.Kvs {
-				got[string(kv.Key)] = fmt.Sprintf("%s@%d", kv.Value, kv.ModRevision)
-			}
-			if i == 0 {
-				rev, first = resp.Header.Revision, got
-				continue
-			}
-			if resp.Header.Revision != rev || len(got) != len(first) {
-				diff = fmt.Sprintf("%s at revision %d with %d keys, %s at revision %d with %d keys",
-					ms[0].name, rev, len(first), im.name, resp.Header.Revision, len(got))
-				break
-			}
-			for k, v := range first {
-				if got[k] != v {
-					diff = fmt.Sprintf("key %s: %s on %s, %q on %s", k, v, ms[0].name, got[k], im.name)
-					break
-				}
-			}
-			if diff != "" {
-				break
-			}
-		}
-		if diff == "" {
-			return rev
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("members did not converge within %v: %s", timeout, diff)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	rev, _ := waitConvergedAt(c.t, timeout, prefix, ipEndpoints(ms))
+	return rev
 }
 
 // checkHashKV compares HashKV at revision rev on every member in ms.
 func (c *ipCluster) checkHashKV(rev int64, ms ...*ipMember) {
 	c.t.Helper()
-	cli := c.client(ms...)
-	defer cli.Close()
-	var first *clientv3.HashKVResponse
-	var firstName string
-	for _, im := range ms {
-		ctx, cancel := reqCtx()
-		h, err := cli.HashKV(ctx, im.addr(), rev)
-		cancel()
-		if err != nil {
-			c.t.Errorf("%s: HashKV(%d): %v", im.name, rev, err)
-			continue
-		}
-		if h.Header.MemberId != im.id {
-			c.t.Errorf("%s: HashKV answered with member_id %x, want %x", im.name, h.Header.MemberId, im.id)
-		}
-		if first == nil {
-			first, firstName = h, im.name
-			continue
-		}
-		if h.Hash != first.Hash || h.HashRevision != first.HashRevision || h.CompactRevision != first.CompactRevision {
-			c.t.Errorf("HashKV(%d) differs: %s hash %d (hash_revision %d, compact %d), %s hash %d (hash_revision %d, compact %d)",
-				rev, firstName, first.Hash, first.HashRevision, first.CompactRevision, im.name, h.Hash, h.HashRevision, h.CompactRevision)
-		}
-	}
+	checkHashKVAt(c.t, rev, ipEndpoints(ms))
 }
