@@ -31,12 +31,7 @@ func TestConcurrentReaders(t *testing.T) {
 	seed := rand.Int63()
 	t.Logf("seed %d", seed)
 	h := newHarness(t)
-	acct := func(i int) string { return fmt.Sprintf("acct/%02d", i) }
-	init := &messages.TxnRequest{}
-	for i := range accounts {
-		init.Success = append(init.Success, opPut(acct(i), strconv.Itoa(balance)))
-	}
-	h.mustOK(h.txn(init))
+	acct := h.openAccounts(accounts, balance)
 
 	var done atomic.Bool
 	var wg sync.WaitGroup

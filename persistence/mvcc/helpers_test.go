@@ -1,7 +1,9 @@
 package mvcc_test
 
 import (
+	"fmt"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/aetcd/aetcd/messages"
@@ -78,6 +80,19 @@ func (h *harness) del(key, end string) *messages.DeleteRangeResponse {
 func (h *harness) txn(rt *messages.TxnRequest) *messages.ClientResponse {
 	h.t.Helper()
 	return h.apply(&messages.InternalRequest{Request: &messages.InternalRequest_Txn{Txn: rt}})
+}
+
+// openAccounts puts n keys acct/00.. with value balance in one txn (the
+// setup of the transfer tests, whose sum of balances is invariant) and
+// returns the key of account i.
+func (h *harness) openAccounts(n, balance int) func(i int) string {
+	acct := func(i int) string { return fmt.Sprintf("acct/%02d", i) }
+	init := &messages.TxnRequest{}
+	for i := range n {
+		init.Success = append(init.Success, opPut(acct(i), strconv.Itoa(balance)))
+	}
+	h.mustOK(h.txn(init))
+	return acct
 }
 
 func (h *harness) compact(rev int64) *messages.ClientResponse {

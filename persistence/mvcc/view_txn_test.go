@@ -236,12 +236,7 @@ func TestViewTxnConcurrent(t *testing.T) {
 	seed := rand.Int63()
 	t.Logf("seed %d", seed)
 	h := newHarness(t)
-	acct := func(i int) string { return fmt.Sprintf("acct/%02d", i) }
-	init := &messages.TxnRequest{}
-	for i := range accounts {
-		init.Success = append(init.Success, opPut(acct(i), strconv.Itoa(balance)))
-	}
-	h.mustOK(h.txn(init))
+	acct := h.openAccounts(accounts, balance)
 
 	all := func(rev int64) *messages.RequestOp {
 		return opRange(&messages.RangeRequest{Key: []byte("acct/"), RangeEnd: []byte("acct0"), Revision: rev})
