@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aetcd/aetcd/client"
+	"github.com/aetcd/aetcd/cluster/remoting/remotingtest"
 	"github.com/aetcd/aetcd/messages"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,7 +24,7 @@ func kvMember(t *testing.T) *fakeMember     { return startFakeMember(t, "kv") }
 func silentMember(t *testing.T) *fakeMember { return startFakeMember(t, "silent") }
 
 func TestPutRangeRoundTrip(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	m := kvMember(t)
@@ -82,7 +83,7 @@ func TestPutRangeRoundTrip(t *testing.T) {
 }
 
 func TestConcurrentRequests(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	m := kvMember(t)
@@ -114,7 +115,7 @@ func TestConcurrentRequests(t *testing.T) {
 }
 
 func TestErrorMapping(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	m := kvMember(t)
@@ -148,7 +149,7 @@ func TestErrorMapping(t *testing.T) {
 }
 
 func TestUnexpectedResponse(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	m := startFakeMember(t, "wrongtype")
@@ -161,7 +162,7 @@ func TestUnexpectedResponse(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	m := silentMember(t)
@@ -208,7 +209,7 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestFailoverToNextEndpoint(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	silent := silentMember(t)
@@ -231,7 +232,7 @@ func TestFailoverToNextEndpoint(t *testing.T) {
 }
 
 func TestNoMemberAnswers(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	a, b := silentMember(t), silentMember(t)
@@ -249,7 +250,7 @@ func TestNoMemberAnswers(t *testing.T) {
 }
 
 func TestNoGateway(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	m := startFakeMember(t, "nogateway")
@@ -276,7 +277,7 @@ func TestNoGateway(t *testing.T) {
 }
 
 func TestDeadEndpoint(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	m := silentMember(t)
@@ -322,7 +323,7 @@ func TestDeadEndpoint(t *testing.T) {
 }
 
 func TestClosed(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	m := silentMember(t)
@@ -348,7 +349,7 @@ func TestClosed(t *testing.T) {
 }
 
 func TestNewErrors(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	if _, err := client.New(client.Config{}); !errors.Is(err, client.ErrNoEndpoints) {
@@ -373,7 +374,7 @@ func TestNewErrors(t *testing.T) {
 }
 
 func TestCloseLeavesNoGoroutines(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	m := kvMember(t)
@@ -428,7 +429,7 @@ func settledGoroutines(t *testing.T, want int) int {
 }
 
 func TestCloseDuringRequests(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	m := kvMember(t)

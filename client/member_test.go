@@ -25,12 +25,12 @@ import (
 // logger (grpclog.SetLoggerV2) without synchronisation, and the race
 // detector rightly reports it against the gRPC goroutines of any remote
 // started earlier in the process, even a stopped one. So every test that
-// starts a Client runs alone in a child process (isolate) and starts one
-// Client there, and every fake member is a child process of its own.
+// starts a Client runs alone in a child process (remotingtest.Isolate) and
+// starts one Client there, and every fake member is a child process of its
+// own.
 
 const (
 	memberModeEnv = "AETCD_CLIENT_TEST_MEMBER"
-	isolatedEnv   = "AETCD_CLIENT_TEST_ISOLATED"
 )
 
 func TestMain(m *testing.M) {
@@ -38,26 +38,6 @@ func TestMain(m *testing.M) {
 		os.Exit(runFakeMember(mode))
 	}
 	os.Exit(m.Run())
-}
-
-// isolate reruns the calling test alone in a child process and reports its
-// outcome; it returns true in the parent, which then returns at once, and
-// false in the child, which runs the test's body.
-func isolate(t *testing.T) bool {
-	t.Helper()
-	if os.Getenv(isolatedEnv) == t.Name() {
-		return false
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), isolatedEnv+"="+t.Name())
-	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+t.Name())) {
-		t.Fatalf("isolated run of %s: %v\n%s", t.Name(), err, out)
-	}
-	if testing.Verbose() {
-		t.Logf("isolated run:\n%s", out)
-	}
-	return true
 }
 
 // runFakeMember is a member child: an actor system with remoting and a

@@ -2,7 +2,6 @@ package remoting_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aetcd/aetcd/cluster/remoting"
+	"github.com/aetcd/aetcd/cluster/remoting/remotingtest"
 	"github.com/aetcd/aetcd/messages"
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
@@ -28,13 +28,12 @@ import (
 // One protoactor remote per process: remote.Start rewrites grpc's global
 // logger without synchronisation, which the race detector reports against
 // the gRPC goroutines of any other remote started in the process. So each
-// test that starts remoting runs alone in a child process (isolate), the
+// test that starts remoting runs alone in a child process (remotingtest.Isolate), the
 // member under test is the only remote in it, bad batches are sent over
 // plain gRPC streams, and the "normal remoting client" is a child process
 // of its own (runClient).
 
 const (
-	isolatedEnv   = "AETCD_REMOTING_TEST_ISOLATED"
 	clientModeEnv = "AETCD_REMOTING_TEST_CLIENT" // the member address
 )
 
@@ -43,25 +42,6 @@ func TestMain(m *testing.M) {
 		os.Exit(runClient(addr))
 	}
 	os.Exit(m.Run())
-}
-
-// isolate reruns the calling test alone in a child process; it returns
-// true in the parent, which then returns, and false in the child.
-func isolate(t *testing.T) bool {
-	t.Helper()
-	if os.Getenv(isolatedEnv) == t.Name() {
-		return false
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), isolatedEnv+"="+t.Name())
-	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+t.Name())) {
-		t.Fatalf("isolated run of %s: %v\n%s", t.Name(), err, out)
-	}
-	if testing.Verbose() {
-		t.Logf("isolated run:\n%s", out)
-	}
-	return true
 }
 
 func newSystem() *actor.ActorSystem {
@@ -233,7 +213,7 @@ func marshal(t *testing.T, m proto.Message) []byte {
 const requestType = "aetcd.ClientRequest"
 
 func TestGuard(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	m := startMember(t)
@@ -358,7 +338,7 @@ func TestGuard(t *testing.T) {
 // types it admits; an allowed type aimed at another actor, or another
 // aetcd type aimed at the allowed actor, closes the stream undelivered.
 func TestAllowTarget(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	m := startMemberWith(t, func(target, typeName string) bool {
@@ -416,7 +396,7 @@ func TestAllowTarget(t *testing.T) {
 }
 
 func TestUnaryRPCsAreRefused(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	m := startMember(t)
@@ -439,7 +419,7 @@ func TestUnaryRPCsAreRefused(t *testing.T) {
 }
 
 func TestStartErrors(t *testing.T) {
-	if isolate(t) {
+	if remotingtest.Isolate(t) {
 		return
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
