@@ -279,14 +279,14 @@ func (n *raftNode) checkMemberChange(msg *messages.MemberChange) (*messages.Conf
 				return nil, errNotEnoughStarted
 			}
 			if id == n.cfg.Core.ID || n.heardRecently(id) {
+				voters := n.core.ConfState().Voters
 				active := 0
-				for _, v := range n.core.ConfState().Voters {
+				for _, v := range voters {
 					if v == n.cfg.Core.ID || n.heardRecently(v) {
 						active++
 					}
 				}
-				voters := len(n.core.ConfState().Voters)
-				if active-1 < 1+(voters-1)/2 {
+				if active-1 < 1+(len(voters)-1)/2 {
 					return nil, errUnhealthy
 				}
 			}

@@ -68,7 +68,7 @@ func newSenderRig(t *testing.T, timeout time.Duration) *senderRig {
 	})
 	// One entry applied by this applier gives it the term of its index.
 	root.Send(r.applier, &messages.Apply{Entries: []*messages.Entry{{Index: r.index, Term: 3}}})
-	root.Send(r.applier, &messages.SendSnapshot{To: 2, Term: 3, Receiver: r.receiver, ConfState: &messages.ConfState{Voters: []uint64{1, 2, 3}}})
+	root.Send(r.applier, &messages.SendSnapshot{To: 2, Term: 3, Receiver: r.receiver})
 	return r
 }
 

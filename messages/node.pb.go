@@ -1170,14 +1170,14 @@ func (*TransferLeadership) Descriptor() ([]byte, []int) {
 }
 
 // SendSnapshot asks the applier (on the leader) to stream its backend, as
-// of its applied index, to member `to`'s snapshot receiver; term is the
-// leader's term. The outcome goes to the raft node as SnapshotStatus.
+// of its applied index (with the configuration its member records make
+// up), to member `to`'s snapshot receiver; term is the leader's term. The
+// outcome goes to the raft node as SnapshotStatus.
 type SendSnapshot struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	To            uint64                 `protobuf:"varint,1,opt,name=to,proto3" json:"to,omitempty"`
 	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
 	Receiver      *actor.PID             `protobuf:"bytes,3,opt,name=receiver,proto3" json:"receiver,omitempty"`
-	ConfState     *ConfState             `protobuf:"bytes,4,opt,name=conf_state,json=confState,proto3" json:"conf_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1229,13 +1229,6 @@ func (x *SendSnapshot) GetTerm() uint64 {
 func (x *SendSnapshot) GetReceiver() *actor.PID {
 	if x != nil {
 		return x.Receiver
-	}
-	return nil
-}
-
-func (x *SendSnapshot) GetConfState() *ConfState {
-	if x != nil {
-		return x.ConfState
 	}
 	return nil
 }
@@ -1698,14 +1691,12 @@ const file_proto_node_proto_rawDesc = "" +
 	"\x06member\x18\x03 \x01(\v2\r.aetcd.MemberR\x06member\"\x1f\n" +
 	"\rMemberRemoved\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\"\x14\n" +
-	"\x12TransferLeadership\"\x8b\x01\n" +
+	"\x12TransferLeadership\"`\n" +
 	"\fSendSnapshot\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\x04R\x02to\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12&\n" +
 	"\breceiver\x18\x03 \x01(\v2\n" +
-	".actor.PIDR\breceiver\x12/\n" +
-	"\n" +
-	"conf_state\x18\x04 \x01(\v2\x10.aetcd.ConfStateR\tconfState\"8\n" +
+	".actor.PIDR\breceiverJ\x04\b\x04\x10\x05\"8\n" +
 	"\x0eSnapshotStatus\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\x04R\x02to\x12\x16\n" +
 	"\x06failed\x18\x02 \x01(\bR\x06failed\"\xc3\x02\n" +
@@ -1814,18 +1805,17 @@ var file_proto_node_proto_depIdxs = []int32{
 	38, // 16: aetcd.MemberChange.request:type_name -> aetcd.ClientRequest
 	31, // 17: aetcd.ConfChangeContext.member:type_name -> aetcd.Member
 	36, // 18: aetcd.SendSnapshot.receiver:type_name -> actor.PID
-	37, // 19: aetcd.SendSnapshot.conf_state:type_name -> aetcd.ConfState
-	35, // 20: aetcd.SnapshotChunk.meta:type_name -> aetcd.SnapshotMeta
-	36, // 21: aetcd.SnapshotChunk.ack_to:type_name -> actor.PID
-	31, // 22: aetcd.SnapshotChunk.members:type_name -> aetcd.Member
-	35, // 23: aetcd.SnapshotReceived.meta:type_name -> aetcd.SnapshotMeta
-	31, // 24: aetcd.SnapshotReceived.members:type_name -> aetcd.Member
-	35, // 25: aetcd.InstallSnapshot.meta:type_name -> aetcd.SnapshotMeta
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	35, // 19: aetcd.SnapshotChunk.meta:type_name -> aetcd.SnapshotMeta
+	36, // 20: aetcd.SnapshotChunk.ack_to:type_name -> actor.PID
+	31, // 21: aetcd.SnapshotChunk.members:type_name -> aetcd.Member
+	35, // 22: aetcd.SnapshotReceived.meta:type_name -> aetcd.SnapshotMeta
+	31, // 23: aetcd.SnapshotReceived.members:type_name -> aetcd.Member
+	35, // 24: aetcd.InstallSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_proto_node_proto_init() }

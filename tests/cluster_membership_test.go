@@ -421,3 +421,46 @@ func TestEtcdctlMembership(t *testing.T) {
 		t.Fatalf("removing a removed member: %v\n%s", err, o)
 	}
 }
+
+// TestClusterStrictReconfiguration: with a member down for longer than the
+// health interval (5 s), etcd's strict reconfiguration checks refuse to add
+// a voter or remove a live voter ("unhealthy cluster"), but allow removing
+// the member that is down. That member, restarted without having seen its
+// removal, is told so by its peers and stops.
+func TestClusterStrictReconfiguration(t *testing.T) {
+	c := startCluster(t, 3)
+	leader := c.waitLeader(10*time.Second, c.members...)
+	down, live := c.others(leader)[0], c.others(leader)[1]
+	c.kill9(down)
+	time.Sleep(5500 * time.Millisecond)
+	cli := c.client(leader, live)
+
+	ctx, cancel := reqCtx()
+	_, err := cli.MemberAdd(ctx, []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(t))})
+	cancel()
+	wantRPCError(t, "member add of a voter with a member down", err, rpctypes.ErrGRPCUnhealthy)
+	ctx, cancel = reqCtx()
+	_, err = cli.MemberRemove(ctx, live.id)
+	cancel()
+	wantRPCError(t, "member remove of a live voter with another down", err, rpctypes.ErrGRPCUnhealthy)
+	// A learner does not count toward quorum: it may be added.
+	ctx, cancel = reqCtx()
+	_, err = cli.MemberAddAsLearner(ctx, []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(t))})
+	cancel()
+	if err != nil {
+		t.Fatalf("member add --learner with a member down: %v", err)
+	}
+
+	ctx, cancel = reqCtx()
+	_, err = cli.MemberRemove(ctx, down.id)
+	cancel()
+	if err != nil {
+		t.Fatalf("member remove of the member that is down: %v", err)
+	}
+	c.spawn(down)
+	c.waitExit(down, 15*time.Second, "permanently removed")
+	c.members = c.others(down)
+	if got := len(memberListOf(t, c, leader).Members); got != 3 {
+		t.Fatalf("%d members listed, want 3 (two voters and the learner)", got)
+	}
+}
