@@ -368,7 +368,7 @@ func TestEtcdctlMembership(t *testing.T) {
 		promoted = o
 		return err == nil
 	})
-	if !strings.Contains(promoted, fmt.Sprintf("Member %x promoted in cluster %x", id, cid)) {
+	if !strings.Contains(promoted, fmt.Sprintf("Member %16x promoted in cluster %16x", id, cid)) {
 		t.Fatalf("member promote printed:\n%s", promoted)
 	}
 	if l := list(); len(l.Members) != 4 {
@@ -405,11 +405,11 @@ func TestEtcdctlMembership(t *testing.T) {
 	})
 
 	out = run("member", "update", fmt.Sprintf("%x", id), "--peer-urls="+m4.peerURL)
-	if !strings.Contains(out, fmt.Sprintf("Member %x updated in cluster %x", id, cid)) {
+	if !strings.Contains(out, fmt.Sprintf("Member %16x updated in cluster %16x", id, cid)) {
 		t.Fatalf("member update printed:\n%s", out)
 	}
 	out = run("member", "remove", fmt.Sprintf("%x", id))
-	if !strings.Contains(out, fmt.Sprintf("Member %x removed from cluster %x", id, cid)) {
+	if !strings.Contains(out, fmt.Sprintf("Member %16x removed from cluster %16x", id, cid)) {
 		t.Fatalf("member remove printed:\n%s", out)
 	}
 	c.waitExit(m4, 10*time.Second, "permanently removed")
