@@ -96,9 +96,15 @@ type ClientRequest struct {
 	//	*ClientRequest_MemberRemove
 	//	*ClientRequest_MemberUpdate
 	//	*ClientRequest_MemberPromote
+	//	*ClientRequest_LeaseGrant
+	//	*ClientRequest_LeaseRevoke
+	//	*ClientRequest_LeaseKeepAlive
+	//	*ClientRequest_LeaseTimeToLive
+	//	*ClientRequest_LeaseLeases
 	Request isClientRequest_Request `protobuf_oneof:"request"`
-	// forwarded: a member sent this membership change on to the leader it
-	// knew; the receiver does not forward it again.
+	// forwarded: a member sent this request (a membership change, a lease
+	// keep-alive or time-to-live) on to the leader it knew; the receiver
+	// does not forward it again.
 	Forwarded     bool `protobuf:"varint,100,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -267,6 +273,51 @@ func (x *ClientRequest) GetMemberPromote() *MemberPromoteRequest {
 	return nil
 }
 
+func (x *ClientRequest) GetLeaseGrant() *LeaseGrantRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ClientRequest_LeaseGrant); ok {
+			return x.LeaseGrant
+		}
+	}
+	return nil
+}
+
+func (x *ClientRequest) GetLeaseRevoke() *LeaseRevokeRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ClientRequest_LeaseRevoke); ok {
+			return x.LeaseRevoke
+		}
+	}
+	return nil
+}
+
+func (x *ClientRequest) GetLeaseKeepAlive() *LeaseKeepAliveRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ClientRequest_LeaseKeepAlive); ok {
+			return x.LeaseKeepAlive
+		}
+	}
+	return nil
+}
+
+func (x *ClientRequest) GetLeaseTimeToLive() *LeaseTimeToLiveRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ClientRequest_LeaseTimeToLive); ok {
+			return x.LeaseTimeToLive
+		}
+	}
+	return nil
+}
+
+func (x *ClientRequest) GetLeaseLeases() *LeaseLeasesRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ClientRequest_LeaseLeases); ok {
+			return x.LeaseLeases
+		}
+	}
+	return nil
+}
+
 func (x *ClientRequest) GetForwarded() bool {
 	if x != nil {
 		return x.Forwarded
@@ -334,6 +385,26 @@ type ClientRequest_MemberPromote struct {
 	MemberPromote *MemberPromoteRequest `protobuf:"bytes,14,opt,name=member_promote,json=memberPromote,proto3,oneof"`
 }
 
+type ClientRequest_LeaseGrant struct {
+	LeaseGrant *LeaseGrantRequest `protobuf:"bytes,21,opt,name=lease_grant,json=leaseGrant,proto3,oneof"`
+}
+
+type ClientRequest_LeaseRevoke struct {
+	LeaseRevoke *LeaseRevokeRequest `protobuf:"bytes,22,opt,name=lease_revoke,json=leaseRevoke,proto3,oneof"`
+}
+
+type ClientRequest_LeaseKeepAlive struct {
+	LeaseKeepAlive *LeaseKeepAliveRequest `protobuf:"bytes,23,opt,name=lease_keep_alive,json=leaseKeepAlive,proto3,oneof"`
+}
+
+type ClientRequest_LeaseTimeToLive struct {
+	LeaseTimeToLive *LeaseTimeToLiveRequest `protobuf:"bytes,24,opt,name=lease_time_to_live,json=leaseTimeToLive,proto3,oneof"`
+}
+
+type ClientRequest_LeaseLeases struct {
+	LeaseLeases *LeaseLeasesRequest `protobuf:"bytes,25,opt,name=lease_leases,json=leaseLeases,proto3,oneof"`
+}
+
 func (*ClientRequest_Range) isClientRequest_Request() {}
 
 func (*ClientRequest_Put) isClientRequest_Request() {}
@@ -362,6 +433,16 @@ func (*ClientRequest_MemberUpdate) isClientRequest_Request() {}
 
 func (*ClientRequest_MemberPromote) isClientRequest_Request() {}
 
+func (*ClientRequest_LeaseGrant) isClientRequest_Request() {}
+
+func (*ClientRequest_LeaseRevoke) isClientRequest_Request() {}
+
+func (*ClientRequest_LeaseKeepAlive) isClientRequest_Request() {}
+
+func (*ClientRequest_LeaseTimeToLive) isClientRequest_Request() {}
+
+func (*ClientRequest_LeaseLeases) isClientRequest_Request() {}
+
 type ClientResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Response:
@@ -381,6 +462,11 @@ type ClientResponse struct {
 	//	*ClientResponse_MemberUpdate
 	//	*ClientResponse_MemberPromote
 	//	*ClientResponse_Error
+	//	*ClientResponse_LeaseGrant
+	//	*ClientResponse_LeaseRevoke
+	//	*ClientResponse_LeaseKeepAlive
+	//	*ClientResponse_LeaseTimeToLive
+	//	*ClientResponse_LeaseLeases
 	Response      isClientResponse_Response `protobuf_oneof:"response"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -558,6 +644,51 @@ func (x *ClientResponse) GetError() *Error {
 	return nil
 }
 
+func (x *ClientResponse) GetLeaseGrant() *LeaseGrantResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ClientResponse_LeaseGrant); ok {
+			return x.LeaseGrant
+		}
+	}
+	return nil
+}
+
+func (x *ClientResponse) GetLeaseRevoke() *LeaseRevokeResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ClientResponse_LeaseRevoke); ok {
+			return x.LeaseRevoke
+		}
+	}
+	return nil
+}
+
+func (x *ClientResponse) GetLeaseKeepAlive() *LeaseKeepAliveResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ClientResponse_LeaseKeepAlive); ok {
+			return x.LeaseKeepAlive
+		}
+	}
+	return nil
+}
+
+func (x *ClientResponse) GetLeaseTimeToLive() *LeaseTimeToLiveResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ClientResponse_LeaseTimeToLive); ok {
+			return x.LeaseTimeToLive
+		}
+	}
+	return nil
+}
+
+func (x *ClientResponse) GetLeaseLeases() *LeaseLeasesResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ClientResponse_LeaseLeases); ok {
+			return x.LeaseLeases
+		}
+	}
+	return nil
+}
+
 type isClientResponse_Response interface {
 	isClientResponse_Response()
 }
@@ -622,6 +753,26 @@ type ClientResponse_Error struct {
 	Error *Error `protobuf:"bytes,15,opt,name=error,proto3,oneof"`
 }
 
+type ClientResponse_LeaseGrant struct {
+	LeaseGrant *LeaseGrantResponse `protobuf:"bytes,21,opt,name=lease_grant,json=leaseGrant,proto3,oneof"`
+}
+
+type ClientResponse_LeaseRevoke struct {
+	LeaseRevoke *LeaseRevokeResponse `protobuf:"bytes,22,opt,name=lease_revoke,json=leaseRevoke,proto3,oneof"`
+}
+
+type ClientResponse_LeaseKeepAlive struct {
+	LeaseKeepAlive *LeaseKeepAliveResponse `protobuf:"bytes,23,opt,name=lease_keep_alive,json=leaseKeepAlive,proto3,oneof"`
+}
+
+type ClientResponse_LeaseTimeToLive struct {
+	LeaseTimeToLive *LeaseTimeToLiveResponse `protobuf:"bytes,24,opt,name=lease_time_to_live,json=leaseTimeToLive,proto3,oneof"`
+}
+
+type ClientResponse_LeaseLeases struct {
+	LeaseLeases *LeaseLeasesResponse `protobuf:"bytes,25,opt,name=lease_leases,json=leaseLeases,proto3,oneof"`
+}
+
 func (*ClientResponse_Range) isClientResponse_Response() {}
 
 func (*ClientResponse_Put) isClientResponse_Response() {}
@@ -652,14 +803,24 @@ func (*ClientResponse_MemberPromote) isClientResponse_Response() {}
 
 func (*ClientResponse_Error) isClientResponse_Response() {}
 
+func (*ClientResponse_LeaseGrant) isClientResponse_Response() {}
+
+func (*ClientResponse_LeaseRevoke) isClientResponse_Response() {}
+
+func (*ClientResponse_LeaseKeepAlive) isClientResponse_Response() {}
+
+func (*ClientResponse_LeaseTimeToLive) isClientResponse_Response() {}
+
+func (*ClientResponse_LeaseLeases) isClientResponse_Response() {}
+
 var File_proto_gateway_proto protoreflect.FileDescriptor
 
 const file_proto_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x13proto/gateway.proto\x12\x05aetcd\x1a\x0eproto/kv.proto\x1a\x17proto/maintenance.proto\"5\n" +
+	"\x13proto/gateway.proto\x12\x05aetcd\x1a\x0eproto/kv.proto\x1a\x17proto/maintenance.proto\x1a\x11proto/lease.proto\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xbd\x06\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x92\t\n" +
 	"\rClientRequest\x12+\n" +
 	"\x05range\x18\x01 \x01(\v2\x13.aetcd.RangeRequestH\x00R\x05range\x12%\n" +
 	"\x03put\x18\x02 \x01(\v2\x11.aetcd.PutRequestH\x00R\x03put\x12>\n" +
@@ -680,9 +841,15 @@ const file_proto_gateway_proto_rawDesc = "" +
 	"member_add\x18\v \x01(\v2\x17.aetcd.MemberAddRequestH\x00R\tmemberAdd\x12A\n" +
 	"\rmember_remove\x18\f \x01(\v2\x1a.aetcd.MemberRemoveRequestH\x00R\fmemberRemove\x12A\n" +
 	"\rmember_update\x18\r \x01(\v2\x1a.aetcd.MemberUpdateRequestH\x00R\fmemberUpdate\x12D\n" +
-	"\x0emember_promote\x18\x0e \x01(\v2\x1b.aetcd.MemberPromoteRequestH\x00R\rmemberPromote\x12\x1c\n" +
+	"\x0emember_promote\x18\x0e \x01(\v2\x1b.aetcd.MemberPromoteRequestH\x00R\rmemberPromote\x12;\n" +
+	"\vlease_grant\x18\x15 \x01(\v2\x18.aetcd.LeaseGrantRequestH\x00R\n" +
+	"leaseGrant\x12>\n" +
+	"\flease_revoke\x18\x16 \x01(\v2\x19.aetcd.LeaseRevokeRequestH\x00R\vleaseRevoke\x12H\n" +
+	"\x10lease_keep_alive\x18\x17 \x01(\v2\x1c.aetcd.LeaseKeepAliveRequestH\x00R\x0eleaseKeepAlive\x12L\n" +
+	"\x12lease_time_to_live\x18\x18 \x01(\v2\x1d.aetcd.LeaseTimeToLiveRequestH\x00R\x0fleaseTimeToLive\x12>\n" +
+	"\flease_leases\x18\x19 \x01(\v2\x19.aetcd.LeaseLeasesRequestH\x00R\vleaseLeases\x12\x1c\n" +
 	"\tforwarded\x18d \x01(\bR\tforwardedB\t\n" +
-	"\arequest\"\xd5\x06\n" +
+	"\arequest\"\xaf\t\n" +
 	"\x0eClientResponse\x12,\n" +
 	"\x05range\x18\x01 \x01(\v2\x14.aetcd.RangeResponseH\x00R\x05range\x12&\n" +
 	"\x03put\x18\x02 \x01(\v2\x12.aetcd.PutResponseH\x00R\x03put\x12?\n" +
@@ -704,7 +871,13 @@ const file_proto_gateway_proto_rawDesc = "" +
 	"\rmember_remove\x18\f \x01(\v2\x1b.aetcd.MemberRemoveResponseH\x00R\fmemberRemove\x12B\n" +
 	"\rmember_update\x18\r \x01(\v2\x1b.aetcd.MemberUpdateResponseH\x00R\fmemberUpdate\x12E\n" +
 	"\x0emember_promote\x18\x0e \x01(\v2\x1c.aetcd.MemberPromoteResponseH\x00R\rmemberPromote\x12$\n" +
-	"\x05error\x18\x0f \x01(\v2\f.aetcd.ErrorH\x00R\x05errorB\n" +
+	"\x05error\x18\x0f \x01(\v2\f.aetcd.ErrorH\x00R\x05error\x12<\n" +
+	"\vlease_grant\x18\x15 \x01(\v2\x19.aetcd.LeaseGrantResponseH\x00R\n" +
+	"leaseGrant\x12?\n" +
+	"\flease_revoke\x18\x16 \x01(\v2\x1a.aetcd.LeaseRevokeResponseH\x00R\vleaseRevoke\x12I\n" +
+	"\x10lease_keep_alive\x18\x17 \x01(\v2\x1d.aetcd.LeaseKeepAliveResponseH\x00R\x0eleaseKeepAlive\x12M\n" +
+	"\x12lease_time_to_live\x18\x18 \x01(\v2\x1e.aetcd.LeaseTimeToLiveResponseH\x00R\x0fleaseTimeToLive\x12?\n" +
+	"\flease_leases\x18\x19 \x01(\v2\x1a.aetcd.LeaseLeasesResponseH\x00R\vleaseLeasesB\n" +
 	"\n" +
 	"\bresponseB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
 
@@ -722,37 +895,47 @@ func file_proto_gateway_proto_rawDescGZIP() []byte {
 
 var file_proto_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_proto_gateway_proto_goTypes = []any{
-	(*Error)(nil),                 // 0: aetcd.Error
-	(*ClientRequest)(nil),         // 1: aetcd.ClientRequest
-	(*ClientResponse)(nil),        // 2: aetcd.ClientResponse
-	(*RangeRequest)(nil),          // 3: aetcd.RangeRequest
-	(*PutRequest)(nil),            // 4: aetcd.PutRequest
-	(*DeleteRangeRequest)(nil),    // 5: aetcd.DeleteRangeRequest
-	(*TxnRequest)(nil),            // 6: aetcd.TxnRequest
-	(*CompactionRequest)(nil),     // 7: aetcd.CompactionRequest
-	(*StatusRequest)(nil),         // 8: aetcd.StatusRequest
-	(*AlarmRequest)(nil),          // 9: aetcd.AlarmRequest
-	(*HashKVRequest)(nil),         // 10: aetcd.HashKVRequest
-	(*MemberListRequest)(nil),     // 11: aetcd.MemberListRequest
-	(*MoveLeaderRequest)(nil),     // 12: aetcd.MoveLeaderRequest
-	(*MemberAddRequest)(nil),      // 13: aetcd.MemberAddRequest
-	(*MemberRemoveRequest)(nil),   // 14: aetcd.MemberRemoveRequest
-	(*MemberUpdateRequest)(nil),   // 15: aetcd.MemberUpdateRequest
-	(*MemberPromoteRequest)(nil),  // 16: aetcd.MemberPromoteRequest
-	(*RangeResponse)(nil),         // 17: aetcd.RangeResponse
-	(*PutResponse)(nil),           // 18: aetcd.PutResponse
-	(*DeleteRangeResponse)(nil),   // 19: aetcd.DeleteRangeResponse
-	(*TxnResponse)(nil),           // 20: aetcd.TxnResponse
-	(*CompactionResponse)(nil),    // 21: aetcd.CompactionResponse
-	(*StatusResponse)(nil),        // 22: aetcd.StatusResponse
-	(*AlarmResponse)(nil),         // 23: aetcd.AlarmResponse
-	(*HashKVResponse)(nil),        // 24: aetcd.HashKVResponse
-	(*MemberListResponse)(nil),    // 25: aetcd.MemberListResponse
-	(*MoveLeaderResponse)(nil),    // 26: aetcd.MoveLeaderResponse
-	(*MemberAddResponse)(nil),     // 27: aetcd.MemberAddResponse
-	(*MemberRemoveResponse)(nil),  // 28: aetcd.MemberRemoveResponse
-	(*MemberUpdateResponse)(nil),  // 29: aetcd.MemberUpdateResponse
-	(*MemberPromoteResponse)(nil), // 30: aetcd.MemberPromoteResponse
+	(*Error)(nil),                   // 0: aetcd.Error
+	(*ClientRequest)(nil),           // 1: aetcd.ClientRequest
+	(*ClientResponse)(nil),          // 2: aetcd.ClientResponse
+	(*RangeRequest)(nil),            // 3: aetcd.RangeRequest
+	(*PutRequest)(nil),              // 4: aetcd.PutRequest
+	(*DeleteRangeRequest)(nil),      // 5: aetcd.DeleteRangeRequest
+	(*TxnRequest)(nil),              // 6: aetcd.TxnRequest
+	(*CompactionRequest)(nil),       // 7: aetcd.CompactionRequest
+	(*StatusRequest)(nil),           // 8: aetcd.StatusRequest
+	(*AlarmRequest)(nil),            // 9: aetcd.AlarmRequest
+	(*HashKVRequest)(nil),           // 10: aetcd.HashKVRequest
+	(*MemberListRequest)(nil),       // 11: aetcd.MemberListRequest
+	(*MoveLeaderRequest)(nil),       // 12: aetcd.MoveLeaderRequest
+	(*MemberAddRequest)(nil),        // 13: aetcd.MemberAddRequest
+	(*MemberRemoveRequest)(nil),     // 14: aetcd.MemberRemoveRequest
+	(*MemberUpdateRequest)(nil),     // 15: aetcd.MemberUpdateRequest
+	(*MemberPromoteRequest)(nil),    // 16: aetcd.MemberPromoteRequest
+	(*LeaseGrantRequest)(nil),       // 17: aetcd.LeaseGrantRequest
+	(*LeaseRevokeRequest)(nil),      // 18: aetcd.LeaseRevokeRequest
+	(*LeaseKeepAliveRequest)(nil),   // 19: aetcd.LeaseKeepAliveRequest
+	(*LeaseTimeToLiveRequest)(nil),  // 20: aetcd.LeaseTimeToLiveRequest
+	(*LeaseLeasesRequest)(nil),      // 21: aetcd.LeaseLeasesRequest
+	(*RangeResponse)(nil),           // 22: aetcd.RangeResponse
+	(*PutResponse)(nil),             // 23: aetcd.PutResponse
+	(*DeleteRangeResponse)(nil),     // 24: aetcd.DeleteRangeResponse
+	(*TxnResponse)(nil),             // 25: aetcd.TxnResponse
+	(*CompactionResponse)(nil),      // 26: aetcd.CompactionResponse
+	(*StatusResponse)(nil),          // 27: aetcd.StatusResponse
+	(*AlarmResponse)(nil),           // 28: aetcd.AlarmResponse
+	(*HashKVResponse)(nil),          // 29: aetcd.HashKVResponse
+	(*MemberListResponse)(nil),      // 30: aetcd.MemberListResponse
+	(*MoveLeaderResponse)(nil),      // 31: aetcd.MoveLeaderResponse
+	(*MemberAddResponse)(nil),       // 32: aetcd.MemberAddResponse
+	(*MemberRemoveResponse)(nil),    // 33: aetcd.MemberRemoveResponse
+	(*MemberUpdateResponse)(nil),    // 34: aetcd.MemberUpdateResponse
+	(*MemberPromoteResponse)(nil),   // 35: aetcd.MemberPromoteResponse
+	(*LeaseGrantResponse)(nil),      // 36: aetcd.LeaseGrantResponse
+	(*LeaseRevokeResponse)(nil),     // 37: aetcd.LeaseRevokeResponse
+	(*LeaseKeepAliveResponse)(nil),  // 38: aetcd.LeaseKeepAliveResponse
+	(*LeaseTimeToLiveResponse)(nil), // 39: aetcd.LeaseTimeToLiveResponse
+	(*LeaseLeasesResponse)(nil),     // 40: aetcd.LeaseLeasesResponse
 }
 var file_proto_gateway_proto_depIdxs = []int32{
 	3,  // 0: aetcd.ClientRequest.range:type_name -> aetcd.RangeRequest
@@ -769,26 +952,36 @@ var file_proto_gateway_proto_depIdxs = []int32{
 	14, // 11: aetcd.ClientRequest.member_remove:type_name -> aetcd.MemberRemoveRequest
 	15, // 12: aetcd.ClientRequest.member_update:type_name -> aetcd.MemberUpdateRequest
 	16, // 13: aetcd.ClientRequest.member_promote:type_name -> aetcd.MemberPromoteRequest
-	17, // 14: aetcd.ClientResponse.range:type_name -> aetcd.RangeResponse
-	18, // 15: aetcd.ClientResponse.put:type_name -> aetcd.PutResponse
-	19, // 16: aetcd.ClientResponse.delete_range:type_name -> aetcd.DeleteRangeResponse
-	20, // 17: aetcd.ClientResponse.txn:type_name -> aetcd.TxnResponse
-	21, // 18: aetcd.ClientResponse.compaction:type_name -> aetcd.CompactionResponse
-	22, // 19: aetcd.ClientResponse.status:type_name -> aetcd.StatusResponse
-	23, // 20: aetcd.ClientResponse.alarm:type_name -> aetcd.AlarmResponse
-	24, // 21: aetcd.ClientResponse.hash_kv:type_name -> aetcd.HashKVResponse
-	25, // 22: aetcd.ClientResponse.member_list:type_name -> aetcd.MemberListResponse
-	26, // 23: aetcd.ClientResponse.move_leader:type_name -> aetcd.MoveLeaderResponse
-	27, // 24: aetcd.ClientResponse.member_add:type_name -> aetcd.MemberAddResponse
-	28, // 25: aetcd.ClientResponse.member_remove:type_name -> aetcd.MemberRemoveResponse
-	29, // 26: aetcd.ClientResponse.member_update:type_name -> aetcd.MemberUpdateResponse
-	30, // 27: aetcd.ClientResponse.member_promote:type_name -> aetcd.MemberPromoteResponse
-	0,  // 28: aetcd.ClientResponse.error:type_name -> aetcd.Error
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	17, // 14: aetcd.ClientRequest.lease_grant:type_name -> aetcd.LeaseGrantRequest
+	18, // 15: aetcd.ClientRequest.lease_revoke:type_name -> aetcd.LeaseRevokeRequest
+	19, // 16: aetcd.ClientRequest.lease_keep_alive:type_name -> aetcd.LeaseKeepAliveRequest
+	20, // 17: aetcd.ClientRequest.lease_time_to_live:type_name -> aetcd.LeaseTimeToLiveRequest
+	21, // 18: aetcd.ClientRequest.lease_leases:type_name -> aetcd.LeaseLeasesRequest
+	22, // 19: aetcd.ClientResponse.range:type_name -> aetcd.RangeResponse
+	23, // 20: aetcd.ClientResponse.put:type_name -> aetcd.PutResponse
+	24, // 21: aetcd.ClientResponse.delete_range:type_name -> aetcd.DeleteRangeResponse
+	25, // 22: aetcd.ClientResponse.txn:type_name -> aetcd.TxnResponse
+	26, // 23: aetcd.ClientResponse.compaction:type_name -> aetcd.CompactionResponse
+	27, // 24: aetcd.ClientResponse.status:type_name -> aetcd.StatusResponse
+	28, // 25: aetcd.ClientResponse.alarm:type_name -> aetcd.AlarmResponse
+	29, // 26: aetcd.ClientResponse.hash_kv:type_name -> aetcd.HashKVResponse
+	30, // 27: aetcd.ClientResponse.member_list:type_name -> aetcd.MemberListResponse
+	31, // 28: aetcd.ClientResponse.move_leader:type_name -> aetcd.MoveLeaderResponse
+	32, // 29: aetcd.ClientResponse.member_add:type_name -> aetcd.MemberAddResponse
+	33, // 30: aetcd.ClientResponse.member_remove:type_name -> aetcd.MemberRemoveResponse
+	34, // 31: aetcd.ClientResponse.member_update:type_name -> aetcd.MemberUpdateResponse
+	35, // 32: aetcd.ClientResponse.member_promote:type_name -> aetcd.MemberPromoteResponse
+	0,  // 33: aetcd.ClientResponse.error:type_name -> aetcd.Error
+	36, // 34: aetcd.ClientResponse.lease_grant:type_name -> aetcd.LeaseGrantResponse
+	37, // 35: aetcd.ClientResponse.lease_revoke:type_name -> aetcd.LeaseRevokeResponse
+	38, // 36: aetcd.ClientResponse.lease_keep_alive:type_name -> aetcd.LeaseKeepAliveResponse
+	39, // 37: aetcd.ClientResponse.lease_time_to_live:type_name -> aetcd.LeaseTimeToLiveResponse
+	40, // 38: aetcd.ClientResponse.lease_leases:type_name -> aetcd.LeaseLeasesResponse
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_proto_gateway_proto_init() }
@@ -798,6 +991,7 @@ func file_proto_gateway_proto_init() {
 	}
 	file_proto_kv_proto_init()
 	file_proto_maintenance_proto_init()
+	file_proto_lease_proto_init()
 	file_proto_gateway_proto_msgTypes[1].OneofWrappers = []any{
 		(*ClientRequest_Range)(nil),
 		(*ClientRequest_Put)(nil),
@@ -813,6 +1007,11 @@ func file_proto_gateway_proto_init() {
 		(*ClientRequest_MemberRemove)(nil),
 		(*ClientRequest_MemberUpdate)(nil),
 		(*ClientRequest_MemberPromote)(nil),
+		(*ClientRequest_LeaseGrant)(nil),
+		(*ClientRequest_LeaseRevoke)(nil),
+		(*ClientRequest_LeaseKeepAlive)(nil),
+		(*ClientRequest_LeaseTimeToLive)(nil),
+		(*ClientRequest_LeaseLeases)(nil),
 	}
 	file_proto_gateway_proto_msgTypes[2].OneofWrappers = []any{
 		(*ClientResponse_Range)(nil),
@@ -830,6 +1029,11 @@ func file_proto_gateway_proto_init() {
 		(*ClientResponse_MemberUpdate)(nil),
 		(*ClientResponse_MemberPromote)(nil),
 		(*ClientResponse_Error)(nil),
+		(*ClientResponse_LeaseGrant)(nil),
+		(*ClientResponse_LeaseRevoke)(nil),
+		(*ClientResponse_LeaseKeepAlive)(nil),
+		(*ClientResponse_LeaseTimeToLive)(nil),
+		(*ClientResponse_LeaseLeases)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

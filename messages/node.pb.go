@@ -39,6 +39,9 @@ type InternalRequest struct {
 	//	*InternalRequest_Txn
 	//	*InternalRequest_Compaction
 	//	*InternalRequest_MemberAttributes
+	//	*InternalRequest_LeaseGrant
+	//	*InternalRequest_LeaseRevoke
+	//	*InternalRequest_LeaseCheckpoint
 	Request       isInternalRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -140,6 +143,33 @@ func (x *InternalRequest) GetMemberAttributes() *Member {
 	return nil
 }
 
+func (x *InternalRequest) GetLeaseGrant() *LeaseGrantRequest {
+	if x != nil {
+		if x, ok := x.Request.(*InternalRequest_LeaseGrant); ok {
+			return x.LeaseGrant
+		}
+	}
+	return nil
+}
+
+func (x *InternalRequest) GetLeaseRevoke() *LeaseRevokeRequest {
+	if x != nil {
+		if x, ok := x.Request.(*InternalRequest_LeaseRevoke); ok {
+			return x.LeaseRevoke
+		}
+	}
+	return nil
+}
+
+func (x *InternalRequest) GetLeaseCheckpoint() *LeaseCheckpointRequest {
+	if x != nil {
+		if x, ok := x.Request.(*InternalRequest_LeaseCheckpoint); ok {
+			return x.LeaseCheckpoint
+		}
+	}
+	return nil
+}
+
 type isInternalRequest_Request interface {
 	isInternalRequest_Request()
 }
@@ -166,6 +196,19 @@ type InternalRequest_MemberAttributes struct {
 	MemberAttributes *Member `protobuf:"bytes,7,opt,name=member_attributes,json=memberAttributes,proto3,oneof"`
 }
 
+type InternalRequest_LeaseGrant struct {
+	// lease_grant carries the lease ID the accepting member chose (never 0).
+	LeaseGrant *LeaseGrantRequest `protobuf:"bytes,8,opt,name=lease_grant,json=leaseGrant,proto3,oneof"`
+}
+
+type InternalRequest_LeaseRevoke struct {
+	LeaseRevoke *LeaseRevokeRequest `protobuf:"bytes,9,opt,name=lease_revoke,json=leaseRevoke,proto3,oneof"`
+}
+
+type InternalRequest_LeaseCheckpoint struct {
+	LeaseCheckpoint *LeaseCheckpointRequest `protobuf:"bytes,10,opt,name=lease_checkpoint,json=leaseCheckpoint,proto3,oneof"`
+}
+
 func (*InternalRequest_Put) isInternalRequest_Request() {}
 
 func (*InternalRequest_DeleteRange) isInternalRequest_Request() {}
@@ -175,6 +218,12 @@ func (*InternalRequest_Txn) isInternalRequest_Request() {}
 func (*InternalRequest_Compaction) isInternalRequest_Request() {}
 
 func (*InternalRequest_MemberAttributes) isInternalRequest_Request() {}
+
+func (*InternalRequest_LeaseGrant) isInternalRequest_Request() {}
+
+func (*InternalRequest_LeaseRevoke) isInternalRequest_Request() {}
+
+func (*InternalRequest_LeaseCheckpoint) isInternalRequest_Request() {}
 
 // Propose asks the raft node to replicate a write; the response
 // (ClientResponse) goes to the sender once the write is applied.
@@ -1622,11 +1671,329 @@ func (x *InstallSnapshot) GetMeta() *SnapshotMeta {
 	return nil
 }
 
+// LeaseTick is the lease ticker's self-sent timer message.
+type LeaseTick struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseTick) Reset() {
+	*x = LeaseTick{}
+	mi := &file_proto_node_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseTick) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseTick) ProtoMessage() {}
+
+func (x *LeaseTick) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseTick.ProtoReflect.Descriptor instead.
+func (*LeaseTick) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{27}
+}
+
+// LeasesApplied tells the lease ticker what an applied batch did to leases:
+// leases granted (with the TTL the store recorded), revoked, and
+// checkpointed (remaining_TTL 0 clears a checkpoint).
+type LeasesApplied struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Granted       []*LeaseRecord         `protobuf:"bytes,1,rep,name=granted,proto3" json:"granted,omitempty"`
+	Revoked       []int64                `protobuf:"varint,2,rep,packed,name=revoked,proto3" json:"revoked,omitempty"`
+	Checkpoints   []*LeaseCheckpoint     `protobuf:"bytes,3,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeasesApplied) Reset() {
+	*x = LeasesApplied{}
+	mi := &file_proto_node_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeasesApplied) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeasesApplied) ProtoMessage() {}
+
+func (x *LeasesApplied) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeasesApplied.ProtoReflect.Descriptor instead.
+func (*LeasesApplied) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *LeasesApplied) GetGranted() []*LeaseRecord {
+	if x != nil {
+		return x.Granted
+	}
+	return nil
+}
+
+func (x *LeasesApplied) GetRevoked() []int64 {
+	if x != nil {
+		return x.Revoked
+	}
+	return nil
+}
+
+func (x *LeasesApplied) GetCheckpoints() []*LeaseCheckpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+// WatchEvents hands every watch hub the events of one applied batch,
+// ascending by revision (all events of a revision in one message), once the
+// read view holding them is published. revision is the store's revision
+// after the batch; compact_revision its compaction revision (-1 if none).
+type WatchEvents struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Events          []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	Revision        int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	CompactRevision int64                  `protobuf:"varint,3,opt,name=compact_revision,json=compactRevision,proto3" json:"compact_revision,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *WatchEvents) Reset() {
+	*x = WatchEvents{}
+	mi := &file_proto_node_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvents) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvents) ProtoMessage() {}
+
+func (x *WatchEvents) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvents.ProtoReflect.Descriptor instead.
+func (*WatchEvents) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *WatchEvents) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchEvents) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *WatchEvents) GetCompactRevision() int64 {
+	if x != nil {
+		return x.CompactRevision
+	}
+	return 0
+}
+
+// WatchRestore tells every watch hub that the backend was replaced by a
+// snapshot at revision: its watchers catch up from the new backend.
+type WatchRestore struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Revision        int64                  `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	CompactRevision int64                  `protobuf:"varint,2,opt,name=compact_revision,json=compactRevision,proto3" json:"compact_revision,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *WatchRestore) Reset() {
+	*x = WatchRestore{}
+	mi := &file_proto_node_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRestore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRestore) ProtoMessage() {}
+
+func (x *WatchRestore) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRestore.ProtoReflect.Descriptor instead.
+func (*WatchRestore) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *WatchRestore) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *WatchRestore) GetCompactRevision() int64 {
+	if x != nil {
+		return x.CompactRevision
+	}
+	return 0
+}
+
+// WatchControl is a watch stream's request to the hub that owns it; close
+// ends the stream and cancels its watchers.
+type WatchControl struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        uint64                 `protobuf:"varint,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Request       *WatchRequest          `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	Close         bool                   `protobuf:"varint,3,opt,name=close,proto3" json:"close,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchControl) Reset() {
+	*x = WatchControl{}
+	mi := &file_proto_node_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchControl) ProtoMessage() {}
+
+func (x *WatchControl) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchControl.ProtoReflect.Descriptor instead.
+func (*WatchControl) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *WatchControl) GetStream() uint64 {
+	if x != nil {
+		return x.Stream
+	}
+	return 0
+}
+
+func (x *WatchControl) GetRequest() *WatchRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *WatchControl) GetClose() bool {
+	if x != nil {
+		return x.Close
+	}
+	return false
+}
+
+// WatchSync is a hub's self-sent timer: catch up unsynced watchers and
+// send progress notifications.
+type WatchSync struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchSync) Reset() {
+	*x = WatchSync{}
+	mi := &file_proto_node_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchSync) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchSync) ProtoMessage() {}
+
+func (x *WatchSync) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchSync.ProtoReflect.Descriptor instead.
+func (*WatchSync) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{32}
+}
+
 var File_proto_node_proto protoreflect.FileDescriptor
 
 const file_proto_node_proto_rawDesc = "" +
 	"\n" +
-	"\x10proto/node.proto\x12\x05aetcd\x1a\vactor.proto\x1a\x0eproto/kv.proto\x1a\x10proto/raft.proto\x1a\x13proto/gateway.proto\x1a\x17proto/maintenance.proto\"\xcc\x02\n" +
+	"\x10proto/node.proto\x12\x05aetcd\x1a\vactor.proto\x1a\x0eproto/kv.proto\x1a\x10proto/raft.proto\x1a\x13proto/gateway.proto\x1a\x17proto/maintenance.proto\x1a\x11proto/lease.proto\"\x95\x04\n" +
 	"\x0fInternalRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\x04R\x06origin\x12%\n" +
@@ -1636,7 +2003,12 @@ const file_proto_node_proto_rawDesc = "" +
 	"\n" +
 	"compaction\x18\x06 \x01(\v2\x18.aetcd.CompactionRequestH\x00R\n" +
 	"compaction\x12<\n" +
-	"\x11member_attributes\x18\a \x01(\v2\r.aetcd.MemberH\x00R\x10memberAttributesB\t\n" +
+	"\x11member_attributes\x18\a \x01(\v2\r.aetcd.MemberH\x00R\x10memberAttributes\x12;\n" +
+	"\vlease_grant\x18\b \x01(\v2\x18.aetcd.LeaseGrantRequestH\x00R\n" +
+	"leaseGrant\x12>\n" +
+	"\flease_revoke\x18\t \x01(\v2\x19.aetcd.LeaseRevokeRequestH\x00R\vleaseRevoke\x12J\n" +
+	"\x10lease_checkpoint\x18\n" +
+	" \x01(\v2\x1d.aetcd.LeaseCheckpointRequestH\x00R\x0fleaseCheckpointB\t\n" +
 	"\arequest\";\n" +
 	"\aPropose\x120\n" +
 	"\arequest\x18\x01 \x01(\v2\x16.aetcd.InternalRequestR\arequest\"\v\n" +
@@ -1729,7 +2101,24 @@ const file_proto_node_proto_rawDesc = "" +
 	"\amembers\x18\x04 \x03(\v2\r.aetcd.MemberR\amembers\x12\x18\n" +
 	"\aremoved\x18\x05 \x03(\x04R\aremoved\":\n" +
 	"\x0fInstallSnapshot\x12'\n" +
-	"\x04meta\x18\x01 \x01(\v2\x13.aetcd.SnapshotMetaR\x04metaB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
+	"\x04meta\x18\x01 \x01(\v2\x13.aetcd.SnapshotMetaR\x04meta\"\v\n" +
+	"\tLeaseTick\"\x91\x01\n" +
+	"\rLeasesApplied\x12,\n" +
+	"\agranted\x18\x01 \x03(\v2\x12.aetcd.LeaseRecordR\agranted\x12\x18\n" +
+	"\arevoked\x18\x02 \x03(\x03R\arevoked\x128\n" +
+	"\vcheckpoints\x18\x03 \x03(\v2\x16.aetcd.LeaseCheckpointR\vcheckpoints\"z\n" +
+	"\vWatchEvents\x12$\n" +
+	"\x06events\x18\x01 \x03(\v2\f.aetcd.EventR\x06events\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12)\n" +
+	"\x10compact_revision\x18\x03 \x01(\x03R\x0fcompactRevision\"U\n" +
+	"\fWatchRestore\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x03R\brevision\x12)\n" +
+	"\x10compact_revision\x18\x02 \x01(\x03R\x0fcompactRevision\"k\n" +
+	"\fWatchControl\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\x04R\x06stream\x12-\n" +
+	"\arequest\x18\x02 \x01(\v2\x13.aetcd.WatchRequestR\arequest\x12\x14\n" +
+	"\x05close\x18\x03 \x01(\bR\x05close\"\v\n" +
+	"\tWatchSyncB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
 
 var (
 	file_proto_node_proto_rawDescOnce sync.Once
@@ -1743,79 +2132,99 @@ func file_proto_node_proto_rawDescGZIP() []byte {
 	return file_proto_node_proto_rawDescData
 }
 
-var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_proto_node_proto_goTypes = []any{
-	(*InternalRequest)(nil),    // 0: aetcd.InternalRequest
-	(*Propose)(nil),            // 1: aetcd.Propose
-	(*ReadIndex)(nil),          // 2: aetcd.ReadIndex
-	(*ReadReady)(nil),          // 3: aetcd.ReadReady
-	(*Tick)(nil),               // 4: aetcd.Tick
-	(*Persist)(nil),            // 5: aetcd.Persist
-	(*Persisted)(nil),          // 6: aetcd.Persisted
-	(*WALFailed)(nil),          // 7: aetcd.WALFailed
-	(*Waiter)(nil),             // 8: aetcd.Waiter
-	(*Apply)(nil),              // 9: aetcd.Apply
-	(*WaitApplied)(nil),        // 10: aetcd.WaitApplied
-	(*Applied)(nil),            // 11: aetcd.Applied
-	(*Flush)(nil),              // 12: aetcd.Flush
-	(*CommitBackend)(nil),      // 13: aetcd.CommitBackend
-	(*BackendCommitted)(nil),   // 14: aetcd.BackendCommitted
-	(*SaveSnapshot)(nil),       // 15: aetcd.SaveSnapshot
-	(*ForwardProposals)(nil),   // 16: aetcd.ForwardProposals
-	(*MemberChange)(nil),       // 17: aetcd.MemberChange
-	(*ConfChangeContext)(nil),  // 18: aetcd.ConfChangeContext
-	(*MemberRemoved)(nil),      // 19: aetcd.MemberRemoved
-	(*TransferLeadership)(nil), // 20: aetcd.TransferLeadership
-	(*SendSnapshot)(nil),       // 21: aetcd.SendSnapshot
-	(*SnapshotStatus)(nil),     // 22: aetcd.SnapshotStatus
-	(*SnapshotChunk)(nil),      // 23: aetcd.SnapshotChunk
-	(*SnapshotAck)(nil),        // 24: aetcd.SnapshotAck
-	(*SnapshotReceived)(nil),   // 25: aetcd.SnapshotReceived
-	(*InstallSnapshot)(nil),    // 26: aetcd.InstallSnapshot
-	(*PutRequest)(nil),         // 27: aetcd.PutRequest
-	(*DeleteRangeRequest)(nil), // 28: aetcd.DeleteRangeRequest
-	(*TxnRequest)(nil),         // 29: aetcd.TxnRequest
-	(*CompactionRequest)(nil),  // 30: aetcd.CompactionRequest
-	(*Member)(nil),             // 31: aetcd.Member
-	(*Error)(nil),              // 32: aetcd.Error
-	(*HardState)(nil),          // 33: aetcd.HardState
-	(*Entry)(nil),              // 34: aetcd.Entry
-	(*SnapshotMeta)(nil),       // 35: aetcd.SnapshotMeta
-	(*actor.PID)(nil),          // 36: actor.PID
-	(*ConfState)(nil),          // 37: aetcd.ConfState
-	(*ClientRequest)(nil),      // 38: aetcd.ClientRequest
+	(*InternalRequest)(nil),        // 0: aetcd.InternalRequest
+	(*Propose)(nil),                // 1: aetcd.Propose
+	(*ReadIndex)(nil),              // 2: aetcd.ReadIndex
+	(*ReadReady)(nil),              // 3: aetcd.ReadReady
+	(*Tick)(nil),                   // 4: aetcd.Tick
+	(*Persist)(nil),                // 5: aetcd.Persist
+	(*Persisted)(nil),              // 6: aetcd.Persisted
+	(*WALFailed)(nil),              // 7: aetcd.WALFailed
+	(*Waiter)(nil),                 // 8: aetcd.Waiter
+	(*Apply)(nil),                  // 9: aetcd.Apply
+	(*WaitApplied)(nil),            // 10: aetcd.WaitApplied
+	(*Applied)(nil),                // 11: aetcd.Applied
+	(*Flush)(nil),                  // 12: aetcd.Flush
+	(*CommitBackend)(nil),          // 13: aetcd.CommitBackend
+	(*BackendCommitted)(nil),       // 14: aetcd.BackendCommitted
+	(*SaveSnapshot)(nil),           // 15: aetcd.SaveSnapshot
+	(*ForwardProposals)(nil),       // 16: aetcd.ForwardProposals
+	(*MemberChange)(nil),           // 17: aetcd.MemberChange
+	(*ConfChangeContext)(nil),      // 18: aetcd.ConfChangeContext
+	(*MemberRemoved)(nil),          // 19: aetcd.MemberRemoved
+	(*TransferLeadership)(nil),     // 20: aetcd.TransferLeadership
+	(*SendSnapshot)(nil),           // 21: aetcd.SendSnapshot
+	(*SnapshotStatus)(nil),         // 22: aetcd.SnapshotStatus
+	(*SnapshotChunk)(nil),          // 23: aetcd.SnapshotChunk
+	(*SnapshotAck)(nil),            // 24: aetcd.SnapshotAck
+	(*SnapshotReceived)(nil),       // 25: aetcd.SnapshotReceived
+	(*InstallSnapshot)(nil),        // 26: aetcd.InstallSnapshot
+	(*LeaseTick)(nil),              // 27: aetcd.LeaseTick
+	(*LeasesApplied)(nil),          // 28: aetcd.LeasesApplied
+	(*WatchEvents)(nil),            // 29: aetcd.WatchEvents
+	(*WatchRestore)(nil),           // 30: aetcd.WatchRestore
+	(*WatchControl)(nil),           // 31: aetcd.WatchControl
+	(*WatchSync)(nil),              // 32: aetcd.WatchSync
+	(*PutRequest)(nil),             // 33: aetcd.PutRequest
+	(*DeleteRangeRequest)(nil),     // 34: aetcd.DeleteRangeRequest
+	(*TxnRequest)(nil),             // 35: aetcd.TxnRequest
+	(*CompactionRequest)(nil),      // 36: aetcd.CompactionRequest
+	(*Member)(nil),                 // 37: aetcd.Member
+	(*LeaseGrantRequest)(nil),      // 38: aetcd.LeaseGrantRequest
+	(*LeaseRevokeRequest)(nil),     // 39: aetcd.LeaseRevokeRequest
+	(*LeaseCheckpointRequest)(nil), // 40: aetcd.LeaseCheckpointRequest
+	(*Error)(nil),                  // 41: aetcd.Error
+	(*HardState)(nil),              // 42: aetcd.HardState
+	(*Entry)(nil),                  // 43: aetcd.Entry
+	(*SnapshotMeta)(nil),           // 44: aetcd.SnapshotMeta
+	(*actor.PID)(nil),              // 45: actor.PID
+	(*ConfState)(nil),              // 46: aetcd.ConfState
+	(*ClientRequest)(nil),          // 47: aetcd.ClientRequest
+	(*LeaseRecord)(nil),            // 48: aetcd.LeaseRecord
+	(*LeaseCheckpoint)(nil),        // 49: aetcd.LeaseCheckpoint
+	(*Event)(nil),                  // 50: aetcd.Event
+	(*WatchRequest)(nil),           // 51: aetcd.WatchRequest
 }
 var file_proto_node_proto_depIdxs = []int32{
-	27, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
-	28, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
-	29, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
-	30, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
-	31, // 4: aetcd.InternalRequest.member_attributes:type_name -> aetcd.Member
-	0,  // 5: aetcd.Propose.request:type_name -> aetcd.InternalRequest
-	32, // 6: aetcd.ReadReady.error:type_name -> aetcd.Error
-	33, // 7: aetcd.Persist.hard_state:type_name -> aetcd.HardState
-	34, // 8: aetcd.Persist.entries:type_name -> aetcd.Entry
-	35, // 9: aetcd.Persist.snapshot:type_name -> aetcd.SnapshotMeta
-	36, // 10: aetcd.Waiter.reply_to:type_name -> actor.PID
-	34, // 11: aetcd.Apply.entries:type_name -> aetcd.Entry
-	8,  // 12: aetcd.Apply.waiters:type_name -> aetcd.Waiter
-	36, // 13: aetcd.WaitApplied.waiters:type_name -> actor.PID
-	37, // 14: aetcd.BackendCommitted.conf_state:type_name -> aetcd.ConfState
-	35, // 15: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
-	38, // 16: aetcd.MemberChange.request:type_name -> aetcd.ClientRequest
-	31, // 17: aetcd.ConfChangeContext.member:type_name -> aetcd.Member
-	36, // 18: aetcd.SendSnapshot.receiver:type_name -> actor.PID
-	35, // 19: aetcd.SnapshotChunk.meta:type_name -> aetcd.SnapshotMeta
-	36, // 20: aetcd.SnapshotChunk.ack_to:type_name -> actor.PID
-	31, // 21: aetcd.SnapshotChunk.members:type_name -> aetcd.Member
-	35, // 22: aetcd.SnapshotReceived.meta:type_name -> aetcd.SnapshotMeta
-	31, // 23: aetcd.SnapshotReceived.members:type_name -> aetcd.Member
-	35, // 24: aetcd.InstallSnapshot.meta:type_name -> aetcd.SnapshotMeta
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	33, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
+	34, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
+	35, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
+	36, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
+	37, // 4: aetcd.InternalRequest.member_attributes:type_name -> aetcd.Member
+	38, // 5: aetcd.InternalRequest.lease_grant:type_name -> aetcd.LeaseGrantRequest
+	39, // 6: aetcd.InternalRequest.lease_revoke:type_name -> aetcd.LeaseRevokeRequest
+	40, // 7: aetcd.InternalRequest.lease_checkpoint:type_name -> aetcd.LeaseCheckpointRequest
+	0,  // 8: aetcd.Propose.request:type_name -> aetcd.InternalRequest
+	41, // 9: aetcd.ReadReady.error:type_name -> aetcd.Error
+	42, // 10: aetcd.Persist.hard_state:type_name -> aetcd.HardState
+	43, // 11: aetcd.Persist.entries:type_name -> aetcd.Entry
+	44, // 12: aetcd.Persist.snapshot:type_name -> aetcd.SnapshotMeta
+	45, // 13: aetcd.Waiter.reply_to:type_name -> actor.PID
+	43, // 14: aetcd.Apply.entries:type_name -> aetcd.Entry
+	8,  // 15: aetcd.Apply.waiters:type_name -> aetcd.Waiter
+	45, // 16: aetcd.WaitApplied.waiters:type_name -> actor.PID
+	46, // 17: aetcd.BackendCommitted.conf_state:type_name -> aetcd.ConfState
+	44, // 18: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	47, // 19: aetcd.MemberChange.request:type_name -> aetcd.ClientRequest
+	37, // 20: aetcd.ConfChangeContext.member:type_name -> aetcd.Member
+	45, // 21: aetcd.SendSnapshot.receiver:type_name -> actor.PID
+	44, // 22: aetcd.SnapshotChunk.meta:type_name -> aetcd.SnapshotMeta
+	45, // 23: aetcd.SnapshotChunk.ack_to:type_name -> actor.PID
+	37, // 24: aetcd.SnapshotChunk.members:type_name -> aetcd.Member
+	44, // 25: aetcd.SnapshotReceived.meta:type_name -> aetcd.SnapshotMeta
+	37, // 26: aetcd.SnapshotReceived.members:type_name -> aetcd.Member
+	44, // 27: aetcd.InstallSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	48, // 28: aetcd.LeasesApplied.granted:type_name -> aetcd.LeaseRecord
+	49, // 29: aetcd.LeasesApplied.checkpoints:type_name -> aetcd.LeaseCheckpoint
+	50, // 30: aetcd.WatchEvents.events:type_name -> aetcd.Event
+	51, // 31: aetcd.WatchControl.request:type_name -> aetcd.WatchRequest
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_proto_node_proto_init() }
@@ -1827,12 +2236,16 @@ func file_proto_node_proto_init() {
 	file_proto_raft_proto_init()
 	file_proto_gateway_proto_init()
 	file_proto_maintenance_proto_init()
+	file_proto_lease_proto_init()
 	file_proto_node_proto_msgTypes[0].OneofWrappers = []any{
 		(*InternalRequest_Put)(nil),
 		(*InternalRequest_DeleteRange)(nil),
 		(*InternalRequest_Txn)(nil),
 		(*InternalRequest_Compaction)(nil),
 		(*InternalRequest_MemberAttributes)(nil),
+		(*InternalRequest_LeaseGrant)(nil),
+		(*InternalRequest_LeaseRevoke)(nil),
+		(*InternalRequest_LeaseCheckpoint)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1840,7 +2253,7 @@ func file_proto_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_node_proto_rawDesc), len(file_proto_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
