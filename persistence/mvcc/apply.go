@@ -207,6 +207,7 @@ func (tw *writeTxn) end() {
 		}
 	}
 	s.overlay = append(s.overlay, tw.changes...)
+	s.events = appendEvents(s.events, tw.changes)
 	s.rev = tw.beginRev + 1
 	s.dirty = true
 }

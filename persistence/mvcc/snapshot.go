@@ -111,6 +111,7 @@ func (s *Store) Restore(path string) error {
 	s.rev, s.compactRev, s.scheduledCompact = ns.rev, ns.compactRev, ns.scheduledCompact
 	s.applied, s.committed = ns.applied, ns.committed
 	s.overlay, s.pending = nil, 0
+	s.events = nil
 	s.dirty = true
 	s.Publish()
 	return nil

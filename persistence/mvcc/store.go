@@ -73,6 +73,9 @@ type Store struct {
 	// prefix handed to a View never changes.
 	overlay []record
 	dirty   bool // changed since the last Publish
+	// events are the events of the records written since the last
+	// TakeEvents.
+	events []*messages.Event
 
 	failed error // a failed commit: the store is unusable
 	closed bool
