@@ -22,8 +22,8 @@
 // # Concurrency
 //
 // One goroutine, the writer (the applier actor), calls Apply,
-// SetConsistentIndex, Publish, Commit, HashKV, OpenSnapshot, Restore, Close
-// and the accessors Rev, CompactRev, ConsistentIndex, CommittedIndex and
+// SetConsistentIndex, Publish, Commit, HashKV, OpenSnapshot, Restore, Close,
+// TakeEvents and the accessors Rev, CompactRev, ConsistentIndex, CommittedIndex and
 // Pending. Any goroutine may call View, Size, Verify and every method of a
 // View; a Snapshot is used by one goroutine at a time.
 //
@@ -44,6 +44,19 @@
 // View.Txn answers a read-only txn the same way, with one read transaction
 // for all its compares and ranges; it shares the compare, check and range
 // code with Apply's txn path (reader, executeTxn).
+//
+// # Events
+//
+// Watches are fed from two paths that must agree exactly. Live: every record
+// a write stores (puts and tombstones, whatever request made them) also
+// becomes a pending event, which the writer takes with TakeEvents after each
+// Apply, before Publish. Historical: View.Events reads the events of a
+// revision window from the file (bucket "key" is ordered by revision)
+// merged with the view's overlay, never splitting a revision. Both build an
+// event from a record the same way. Compaction at R keeps each key's latest
+// record <= R, a tombstone included, so events from R on stay readable
+// (etcd #18089); a read from below R answers rpcerr.Compacted. Compaction
+// itself produces no events.
 //
 // # Errors
 //
