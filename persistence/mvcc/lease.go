@@ -258,11 +258,14 @@ func (s *Store) restoreLeases(b *bolt.Bucket, leaseOf map[string]int64) error {
 	if b != nil {
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(k) != 8 {
+				return fmt.Errorf("lease record key %x is not 8 bytes", k)
+			}
 			rec := new(messages.LeaseRecord)
 			if err := proto.Unmarshal(v, rec); err != nil {
 				return fmt.Errorf("lease record %x does not decode: %w", k, err)
 			}
-			if len(k) != 8 || int64(binary.BigEndian.Uint64(k)) != rec.ID {
+			if int64(binary.BigEndian.Uint64(k)) != rec.ID {
 				return fmt.Errorf("lease record %x holds lease %d", k, rec.ID)
 			}
 			t.add(rec.ID, max(rec.TTL, s.opts.MinLeaseTTL), rec.RemainingTTL)
