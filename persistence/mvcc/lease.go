@@ -62,13 +62,25 @@ func (t *leaseTable) exists(id int64) bool {
 	return t.leases[id] != nil
 }
 
-// add inserts a lease with no keys. The caller holds mu for writing.
-func (t *leaseTable) add(id, ttl, remainingTTL int64) {
+// add inserts a lease with no keys and returns it. The caller holds mu for
+// writing.
+func (t *leaseTable) add(id, ttl, remainingTTL int64) *lease {
 	if t.leases == nil {
 		t.leases = make(map[int64]*lease)
 		t.attached = make(map[string]int64)
 	}
-	t.leases[id] = &lease{ttl: ttl, remainingTTL: remainingTTL, keys: make(map[string]struct{})}
+	l := &lease{ttl: ttl, remainingTTL: remainingTTL, keys: make(map[string]struct{})}
+	t.leases[id] = l
+	return l
+}
+
+// remove deletes lease id and detaches its keys. The caller holds mu for
+// writing.
+func (t *leaseTable) remove(id int64) {
+	for k := range t.leases[id].keys {
+		delete(t.attached, k)
+	}
+	delete(t.leases, id)
 }
 
 // attach attaches key to lease id (which exists), detaching it from the
@@ -105,7 +117,6 @@ func (t *leaseTable) track(changes []record) {
 		}
 		if !locked {
 			t.mu.Lock()
-			defer t.mu.Unlock()
 			locked = true
 		}
 		if id == 0 {
@@ -113,6 +124,9 @@ func (t *leaseTable) track(changes []record) {
 		} else {
 			t.attach(string(r.kv.Key), id)
 		}
+	}
+	if locked {
+		t.mu.Unlock()
 	}
 }
 
@@ -187,9 +201,9 @@ func (s *Store) applyLeaseGrant(g *messages.LeaseGrantRequest) *messages.ClientR
 	}
 	ttl = max(ttl, s.opts.MinLeaseTTL)
 	s.leases.mu.Lock()
-	s.leases.add(id, ttl, 0)
+	l := s.leases.add(id, ttl, 0)
 	s.leases.mu.Unlock()
-	s.writeLease(id, s.leases.get(id))
+	s.writeLease(id, l)
 	return &messages.ClientResponse{Response: &messages.ClientResponse_LeaseGrant{LeaseGrant: &messages.LeaseGrantResponse{
 		Header: &messages.ResponseHeader{Revision: s.rev},
 		ID:     id,
@@ -217,10 +231,12 @@ func (s *Store) applyLeaseRevoke(r *messages.LeaseRevokeRequest) *messages.Clien
 			panic(fmt.Sprintf("mvcc: key %q attached to lease %d does not exist", k, id))
 		}
 	}
-	tw.end() // detaches the keys
+	// Remove the lease with its keys in one step for readers of the table;
+	// end then finds the tombstoned keys already detached.
 	s.leases.mu.Lock()
-	delete(s.leases.leases, id)
+	s.leases.remove(id)
 	s.leases.mu.Unlock()
+	tw.end()
 	if err := s.leaseRecords.Delete(leaseKey(id)); err != nil {
 		panic(fmt.Sprintf("mvcc: %s: delete lease %d: %v", s.path, id, err))
 	}
