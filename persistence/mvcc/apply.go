@@ -33,14 +33,20 @@ func (s *Store) Apply(idx uint64, req *messages.InternalRequest) *messages.Clien
 		return s.applyCompaction(r.Compaction)
 	case *messages.InternalRequest_MemberAttributes:
 		return s.applyMember(r.MemberAttributes)
+	case *messages.InternalRequest_LeaseGrant:
+		return s.applyLeaseGrant(r.LeaseGrant)
+	case *messages.InternalRequest_LeaseRevoke:
+		return s.applyLeaseRevoke(r.LeaseRevoke)
+	case *messages.InternalRequest_LeaseCheckpoint:
+		return s.applyLeaseCheckpoint(r.LeaseCheckpoint)
 	default:
 		return rpcerr.Response(errUnknownRequest)
 	}
 }
 
 func (s *Store) applyPut(p *messages.PutRequest) *messages.ClientResponse {
-	if p.GetLease() != 0 {
-		return rpcerr.Response(rpcerr.LeaseNotFound) // no leases exist
+	if p.GetLease() != 0 && s.leases.get(p.GetLease()) == nil {
+		return rpcerr.Response(rpcerr.LeaseNotFound)
 	}
 	tw := s.newWrite()
 	resp, err := tw.put(p)
@@ -162,7 +168,7 @@ func (tw *writeTxn) rev() int64 {
 }
 
 func (tw *writeTxn) reader() reader {
-	return reader{tree: tw.s.index.tree, src: tw, curRev: tw.rev(), compactRev: tw.s.compactRev}
+	return reader{tree: tw.s.index.tree, src: tw, curRev: tw.rev(), compactRev: tw.s.compactRev, leases: &tw.s.leases}
 }
 
 // get resolves a revision from the request's own changes, the overlay or
@@ -186,8 +192,9 @@ func (tw *writeTxn) get(rev revision, _ int64) (*messages.KeyValue, *messages.Er
 	return kv, nil
 }
 
-// end writes the staged records to the batch and the overlay and advances
-// the revision if anything changed.
+// end writes the staged records to the batch and the overlay, attaches and
+// detaches their keys to and from leases, and advances the revision if
+// anything changed.
 func (tw *writeTxn) end() {
 	if len(tw.changes) == 0 {
 		return
@@ -206,6 +213,7 @@ func (tw *writeTxn) end() {
 			panic(fmt.Sprintf("mvcc: %s: write record %s: %v", s.path, revString(r.rev), err))
 		}
 	}
+	s.leases.track(tw.changes)
 	s.overlay = append(s.overlay, tw.changes...)
 	s.events = appendEvents(s.events, tw.changes)
 	s.rev = tw.beginRev + 1
@@ -386,7 +394,7 @@ func (rd reader) checkPut(p *messages.PutRequest) *messages.Error {
 			return rpcerr.KeyNotFound
 		}
 	}
-	if p.GetLease() != 0 {
+	if p.GetLease() != 0 && !rd.leases.exists(p.GetLease()) {
 		return rpcerr.LeaseNotFound
 	}
 	return nil

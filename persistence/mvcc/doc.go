@@ -11,21 +11,41 @@
 // only its key). Bucket "meta" holds the consistent index (the Raft index of
 // the last applied entry, 8 bytes big-endian) and the scheduled and finished
 // compaction revisions (17-byte revisions), written in the same bbolt
-// transaction as the data they describe. The layout and the meta key names
-// follow etcd's.
+// transaction as the data they describe. Bucket "lease" holds one record per
+// lease: the bbolt key is the lease ID as 8 bytes big-endian, the value a
+// marshalled messages.LeaseRecord (ID, granted TTL, last checkpointed
+// remaining TTL). The layout and the key names follow etcd's; a file
+// without bucket "lease" (written before leases) opens and gets one.
+//
+// Which keys are attached to which lease is not stored: Open rebuilds it
+// from the lease in each live key's latest record. A live key whose lease
+// has no record (etcd detaches such keys silently) stays unattached, and
+// so does a later put of it with ignore_lease.
 //
 // In memory a B-tree maps each key to its generations of revisions (as
 // etcd's treeIndex). Items of the tree are copy-on-write: a keyIndex visible
 // to a published View is never modified, so btree.Clone gives readers an O(1)
 // immutable snapshot.
 //
+// The lease table (lease ID → TTL, remaining TTL, attached keys) lives in
+// memory beside the index. Lease grants and checkpoints change no revision;
+// a revoke deletes the attached keys in one write (one revision,
+// sub-revisions in key order, as a DeleteRange) and then the lease. Every
+// put and delete attaches and detaches keys as it is applied. Compaction
+// does not touch leases, and HashKV hashes bucket "key" only.
+//
 // # Concurrency
 //
 // One goroutine, the writer (the applier actor), calls Apply,
 // SetConsistentIndex, Publish, Commit, HashKV, OpenSnapshot, Restore, Close,
-// TakeEvents and the accessors Rev, CompactRev, ConsistentIndex, CommittedIndex and
-// Pending. Any goroutine may call View, Size, Verify and every method of a
-// View; a Snapshot is used by one goroutine at a time.
+// TakeEvents and the accessors Rev, CompactRev, ConsistentIndex,
+// CommittedIndex and Pending. Any goroutine may call View, Size, Verify,
+// Lease, Leases and every method of a View; a Snapshot is used by one
+// goroutine at a time. The lease table is guarded by a sync.RWMutex that
+// the writer holds for writing only while it changes the table, so Lease
+// and Leases see every entry applied so far, which may be ahead of the
+// newest published View (and of the file: they include writes not yet
+// committed).
 //
 // # Snapshots
 //

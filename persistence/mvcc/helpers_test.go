@@ -17,13 +17,19 @@ import (
 type harness struct {
 	t    testing.TB
 	path string
+	opts mvcc.Options // NoSync is set by open
 	s    *mvcc.Store
 	idx  uint64
 }
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	h := &harness{t: t, path: filepath.Join(t.TempDir(), "db")}
+	return newHarnessWith(t, mvcc.Options{})
+}
+
+func newHarnessWith(t testing.TB, opts mvcc.Options) *harness {
+	t.Helper()
+	h := &harness{t: t, path: filepath.Join(t.TempDir(), "db"), opts: opts}
 	h.open()
 	t.Cleanup(func() {
 		if h.s != nil {
@@ -35,7 +41,9 @@ func newHarness(t testing.TB) *harness {
 
 func (h *harness) open() {
 	h.t.Helper()
-	s, err := mvcc.Open(h.path, mvcc.Options{NoSync: true})
+	opts := h.opts
+	opts.NoSync = true
+	s, err := mvcc.Open(h.path, opts)
 	if err != nil {
 		h.t.Fatalf("Open: %v", err)
 	}

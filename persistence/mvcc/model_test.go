@@ -13,14 +13,27 @@ import (
 )
 
 // model is a deliberately naive reference: the whole key space at every
-// revision.
+// revision, and the leases that exist now.
 type model struct {
 	states     []map[string]*messages.KeyValue // states[rev]; states[0] unused
 	compactRev int64
+	leases     map[int64]bool
 }
 
 func newModel() *model {
-	return &model{states: []map[string]*messages.KeyValue{nil, {}}, compactRev: -1}
+	return &model{states: []map[string]*messages.KeyValue{nil, {}}, compactRev: -1, leases: map[int64]bool{}}
+}
+
+// leaseKeys returns the keys whose current record has the lease, sorted.
+func (m *model) leaseKeys(id int64) []string {
+	var out []string
+	for k, kv := range m.states[m.rev()] {
+		if kv.Lease == id {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (m *model) rev() int64 { return int64(len(m.states) - 1) }
@@ -63,9 +76,9 @@ func (m *model) begin() *mtxn {
 	return &mtxn{m: m, state: st, rev: m.rev() + 1}
 }
 
-func (tx *mtxn) put(key, val []byte) {
+func (tx *mtxn) put(key, val []byte, lease int64) {
 	prev := tx.state[string(key)]
-	kv := &messages.KeyValue{Key: key, Value: val, CreateRevision: tx.rev, ModRevision: tx.rev, Version: 1}
+	kv := &messages.KeyValue{Key: key, Value: val, CreateRevision: tx.rev, ModRevision: tx.rev, Version: 1, Lease: lease}
 	if prev != nil {
 		kv.CreateRevision, kv.Version = prev.CreateRevision, prev.Version+1
 	}
@@ -115,6 +128,9 @@ func runModel(t *testing.T, seed int64, steps int) {
 	m := newModel()
 	key := func() []byte { return []byte{'k', byte('0' + rnd.Intn(8))} }
 	val := func() []byte { return []byte(fmt.Sprint(rnd.Intn(5))) }
+	// lease is 0 (none) half of the time, else one of leases 1-3, which
+	// may or may not exist.
+	lease := func() int64 { return max(0, rnd.Int63n(6)-2) }
 	end := func(k []byte) []byte {
 		switch rnd.Intn(4) {
 		case 0:
@@ -135,20 +151,30 @@ func runModel(t *testing.T, seed int64, steps int) {
 		what := fmt.Sprintf("%d", step)
 		switch n := rnd.Intn(100); {
 		case n < 35: // put
-			p := &messages.PutRequest{Key: key(), Value: val(), PrevKv: rnd.Intn(2) == 0, IgnoreValue: rnd.Intn(8) == 0}
+			p := &messages.PutRequest{Key: key(), Value: val(), PrevKv: rnd.Intn(2) == 0, IgnoreValue: rnd.Intn(8) == 0, Lease: lease()}
+			if p.Lease == 0 {
+				p.IgnoreLease = rnd.Intn(6) == 0
+			}
 			tx := m.begin()
 			prev := tx.state[string(p.Key)]
 			resp := h.apply(putReq(p))
-			if p.IgnoreValue && prev == nil {
+			if p.Lease != 0 && !m.leases[p.Lease] {
+				check(what+" put", resp, rpcerr.LeaseNotFound)
+				break
+			}
+			if (p.IgnoreValue || p.IgnoreLease) && prev == nil {
 				check(what+" put", resp, rpcerr.KeyNotFound)
 				break
 			}
 			check(what+" put", resp, nil)
-			v := p.Value
+			v, l := p.Value, p.Lease
 			if p.IgnoreValue {
 				v = prev.Value
 			}
-			tx.put(p.Key, v)
+			if p.IgnoreLease {
+				l = prev.Lease
+			}
+			tx.put(p.Key, v, l)
 			tx.commit()
 			if p.PrevKv && !proto.Equal(resp.GetPut().PrevKv, prev) && !(prev == nil && resp.GetPut().PrevKv == nil) {
 				t.Fatalf("step %s: prev kv %v, want %v", what, resp.GetPut().PrevKv, prev)
@@ -169,8 +195,34 @@ func runModel(t *testing.T, seed int64, steps int) {
 				t.Fatalf("step %s: delete %v, want %d at %d", what, dr, n, m.rev())
 			}
 			equalKVs(t, what+" delete prev", resp.GetDeleteRange().PrevKvs, prev)
-		case n < 75: // txn
-			stepTxn(t, rnd, h, m, what, key, val, end)
+		case n < 70: // txn
+			stepTxn(t, rnd, h, m, what, key, val, lease, end)
+		case n < 73: // lease grant
+			id := 1 + rnd.Int63n(3)
+			resp := h.apply(grantReq(id, 10))
+			if m.leases[id] {
+				check(what+" grant", resp, rpcerr.LeaseExist)
+				break
+			}
+			check(what+" grant", resp, nil)
+			m.leases[id] = true
+		case n < 75: // lease revoke
+			id := 1 + rnd.Int63n(3)
+			resp := h.apply(revokeReq(id))
+			if !m.leases[id] {
+				check(what+" revoke", resp, rpcerr.LeaseNotFound)
+				break
+			}
+			check(what+" revoke", resp, nil)
+			tx := m.begin()
+			for _, k := range m.leaseKeys(id) {
+				tx.del([]byte(k), nil)
+			}
+			tx.commit()
+			delete(m.leases, id)
+			if got := resp.GetLeaseRevoke().GetHeader().GetRevision(); got != m.rev() {
+				t.Fatalf("step %s: revoke revision %d, want %d", what, got, m.rev())
+			}
 		case n < 77: // compaction
 			rev := m.compactRev + 1 + rnd.Int63n(m.rev()-m.compactRev+1) - 1
 			resp := h.compact(rev)
@@ -192,6 +244,13 @@ func runModel(t *testing.T, seed int64, steps int) {
 		}
 		if h.s.Rev() != m.rev() || h.s.CompactRev() != m.compactRev {
 			t.Fatalf("step %s: rev %d compact %d, want %d %d", what, h.s.Rev(), h.s.CompactRev(), m.rev(), m.compactRev)
+		}
+		for id := int64(1); id <= 3; id++ {
+			if !m.leases[id] {
+				wantNoLease(t, h.s, id)
+				continue
+			}
+			wantLease(t, h.s, id, 10, 0, m.leaseKeys(id)...)
 		}
 		// Random reads.
 		for range 3 {
@@ -235,7 +294,7 @@ func runModel(t *testing.T, seed int64, steps int) {
 	}
 }
 
-func stepTxn(t *testing.T, rnd *rand.Rand, h *harness, m *model, what string, key, val func() []byte, end func([]byte) []byte) {
+func stepTxn(t *testing.T, rnd *rand.Rand, h *harness, m *model, what string, key, val func() []byte, lease func() int64, end func([]byte) []byte) {
 	t.Helper()
 	before := m.states[m.rev()]
 	cmps := func() []*messages.Compare {
@@ -246,7 +305,7 @@ func stepTxn(t *testing.T, rnd *rand.Rand, h *harness, m *model, what string, ke
 			if rnd.Intn(3) == 0 {
 				c.RangeEnd = end(k)
 			}
-			switch rnd.Intn(4) {
+			switch rnd.Intn(5) {
 			case 0:
 				c.Target, c.TargetUnion = messages.Compare_VERSION, &messages.Compare_Version{Version: rnd.Int63n(4)}
 			case 1:
@@ -255,6 +314,8 @@ func stepTxn(t *testing.T, rnd *rand.Rand, h *harness, m *model, what string, ke
 				c.Target, c.TargetUnion = messages.Compare_CREATE, &messages.Compare_CreateRevision{CreateRevision: rnd.Int63n(m.rev() + 1)}
 			case 3:
 				c.Target, c.TargetUnion = messages.Compare_VALUE, &messages.Compare_Value{Value: val()}
+			case 4:
+				c.Target, c.TargetUnion = messages.Compare_LEASE, &messages.Compare_Lease{Lease: rnd.Int63n(4)}
 			}
 			out = append(out, c)
 		}
@@ -270,7 +331,11 @@ func stepTxn(t *testing.T, rnd *rand.Rand, h *harness, m *model, what string, ke
 			k := key()
 			switch n := rnd.Intn(10); {
 			case n < 4:
-				ops = append(ops, opPutReq(&messages.PutRequest{Key: k, Value: val(), PrevKv: rnd.Intn(2) == 0, IgnoreValue: rnd.Intn(10) == 0}))
+				p := &messages.PutRequest{Key: k, Value: val(), PrevKv: rnd.Intn(2) == 0, IgnoreValue: rnd.Intn(10) == 0, Lease: lease()}
+				if p.Lease == 0 {
+					p.IgnoreLease = rnd.Intn(8) == 0
+				}
+				ops = append(ops, opPutReq(p))
 			case n < 6:
 				ops = append(ops, opDel(string(k), string(end(k)), rnd.Intn(2) == 0))
 			case n < 9:
@@ -309,6 +374,8 @@ func stepTxn(t *testing.T, rnd *rand.Rand, h *harness, m *model, what string, ke
 				r = cmpI(kv.CreateRevision, c.GetCreateRevision())
 			case messages.Compare_VALUE:
 				r = bytes.Compare(kv.Value, c.GetValue())
+			case messages.Compare_LEASE:
+				r = cmpI(kv.Lease, c.GetLease())
 			}
 			ok := map[messages.Compare_CompareResult]bool{eq: r == 0, ne: r != 0, gt: r > 0, lt: r < 0}[c.Result]
 			if !ok {
@@ -342,8 +409,10 @@ func stepTxn(t *testing.T, rnd *rand.Rand, h *harness, m *model, what string, ke
 				}
 			case op.GetRequestPut() != nil:
 				p := op.GetRequestPut()
-				if p.IgnoreValue && before[string(p.Key)] == nil {
+				if (p.IgnoreValue || p.IgnoreLease) && before[string(p.Key)] == nil {
 					wantErrV = rpcerr.KeyNotFound
+				} else if p.Lease != 0 && !m.leases[p.Lease] {
+					wantErrV = rpcerr.LeaseNotFound
 				}
 			case op.GetRequestTxn() != nil:
 				checkOps(op.GetRequestTxn())
@@ -380,19 +449,22 @@ func stepTxn(t *testing.T, rnd *rand.Rand, h *harness, m *model, what string, ke
 			case op.GetRequestPut() != nil:
 				p := op.GetRequestPut()
 				prev := tx.state[string(p.Key)]
-				if p.IgnoreValue && prev == nil {
+				if (p.IgnoreValue || p.IgnoreLease) && prev == nil {
 					wantErrV = rpcerr.KeyNotFound // deleted earlier in the txn: the whole txn fails
 					return nil
 				}
-				v := p.Value
+				v, l := p.Value, p.Lease
 				if p.IgnoreValue {
 					v = prev.Value
+				}
+				if p.IgnoreLease {
+					l = prev.Lease
 				}
 				pr := &messages.PutResponse{}
 				if p.PrevKv {
 					pr.PrevKv = prev
 				}
-				tx.put(p.Key, v)
+				tx.put(p.Key, v, l)
 				out.Response = &messages.ResponseOp_ResponsePut{ResponsePut: pr}
 			case op.GetRequestDeleteRange() != nil:
 				d := op.GetRequestDeleteRange()

@@ -23,6 +23,9 @@ type reader struct {
 	src        kvSource
 	curRev     int64
 	compactRev int64
+	// leases answers whether a put's lease exists: the store's table in the
+	// writer, nil in a view (whose txns do not put).
+	leases *leaseTable
 }
 
 type rangeOptions struct {

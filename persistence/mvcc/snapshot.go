@@ -72,8 +72,8 @@ func Verify(path string) (consistentIndex uint64, err error) {
 // Restore replaces the store's contents with the database file at path (a
 // snapshot received from the leader): it verifies that file, commits and
 // closes the current one, renames path over it, fsyncs the directory,
-// reopens it, rebuilds the index and publishes a view of it. Views
-// published before keep answering from their overlays; reads of theirs
+// reopens it, rebuilds the index and the lease table, and publishes a view
+// of it. Views published before keep answering from their overlays; reads of theirs
 // that need the file answer rpcerr.Stopped. Writer goroutine only.
 //
 // Errors: an error from Verify (nothing changed: the store stays usable);
@@ -106,8 +106,9 @@ func (s *Store) Restore(path string) error {
 		return fail(err)
 	}
 	s.db = ns.db
-	s.tx, s.keys, s.meta = nil, nil, nil
+	s.tx, s.keys, s.meta, s.leaseRecords = nil, nil, nil, nil
 	s.index = ns.index
+	s.leases.replace(&ns.leases)
 	s.rev, s.compactRev, s.scheduledCompact = ns.rev, ns.compactRev, ns.scheduledCompact
 	s.applied, s.committed = ns.applied, ns.committed
 	s.overlay, s.pending = nil, 0

@@ -45,6 +45,10 @@ type Options struct {
 	// (0: bbolt's default). Growing the map waits for every open read
 	// transaction, so a map as large as the expected database avoids stalls.
 	InitialMmapSize int
+	// MinLeaseTTL is the smallest lease TTL in seconds: a grant with a
+	// smaller TTL, and a lease read from the file with one, gets this TTL
+	// (0: no minimum).
+	MinLeaseTTL int64
 }
 
 // Store is the MVCC key-value store over one bbolt file. See the package
@@ -54,9 +58,10 @@ type Store struct {
 	opts Options
 	db   *bolt.DB
 
-	tx   *bolt.Tx // the open batch; nil between Commit and the next write
-	keys *bolt.Bucket
-	meta *bolt.Bucket
+	tx           *bolt.Tx // the open batch; nil between Commit and the next write
+	keys         *bolt.Bucket
+	meta         *bolt.Bucket
+	leaseRecords *bolt.Bucket
 
 	index      *index
 	rev        int64 // revision of the last write
@@ -81,6 +86,9 @@ type Store struct {
 	closed bool
 
 	view atomic.Pointer[View]
+
+	// leases is the lease table (see leaseTable for its locking).
+	leases leaseTable
 }
 
 // record is one change as stored in bucket "key".
@@ -132,23 +140,29 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// createBuckets creates buckets "key" and "meta" (in one transaction) if
-// they do not exist.
+// createBuckets creates buckets "key", "meta" and "lease" (in one
+// transaction) if they do not exist. Files written before leases lack
+// bucket "lease" only.
 func createBuckets(db *bolt.DB) error {
+	names := [][]byte{keyBucketName, metaBucketName, leaseBucketName}
 	exist := false
 	_ = db.View(func(tx *bolt.Tx) error {
-		exist = tx.Bucket(keyBucketName) != nil && tx.Bucket(metaBucketName) != nil
+		exist = true
+		for _, name := range names {
+			exist = exist && tx.Bucket(name) != nil
+		}
 		return nil
 	})
 	if exist {
 		return nil
 	}
 	return db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(keyBucketName); err != nil {
-			return err
+		for _, name := range names {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
 		}
-		_, err := tx.CreateBucketIfNotExists(metaBucketName)
-		return err
+		return nil
 	})
 }
 
@@ -232,8 +246,9 @@ func metaRev(meta *bolt.Bucket, name []byte) (int64, bool, error) {
 	return rev.main, true, nil
 }
 
-// restore rebuilds the index, revisions and consistent index from the
-// buckets in tx (either may be missing: a file not yet initialised).
+// restore rebuilds the index, revisions, consistent index and lease table
+// from the buckets in tx (all may be missing: a file not yet initialised;
+// "lease" alone may be missing: a file written before leases).
 func (s *Store) restore(tx *bolt.Tx) error {
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrCorrupt, s.path, fmt.Sprintf(format, args...))
@@ -267,6 +282,9 @@ func (s *Store) restore(tx *bolt.Tx) error {
 		s.scheduledCompact = scheduled
 	}
 
+	// leaseOf maps each key whose latest record so far is a put with a
+	// lease to that lease.
+	leaseOf := make(map[string]int64)
 	var last revision
 	c := keys.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -284,6 +302,11 @@ func (s *Store) restore(tx *bolt.Tx) error {
 		kv := new(messages.KeyValue)
 		if err := proto.Unmarshal(v, kv); err != nil {
 			return corrupt("record %s does not decode: %v", revString(rev), err)
+		}
+		if kv.Lease != 0 && !tomb {
+			leaseOf[string(kv.Key)] = kv.Lease
+		} else {
+			delete(leaseOf, string(kv.Key))
 		}
 		ki := s.index.lookup(kv.Key)
 		if tomb {
@@ -317,6 +340,9 @@ func (s *Store) restore(tx *bolt.Tx) error {
 		ki.put(rev)
 	}
 	s.rev = max(1, last.main, s.compactRev, s.scheduledCompact)
+	if err := s.restoreLeases(tx.Bucket(leaseBucketName), leaseOf); err != nil {
+		return corrupt("bucket lease: %v", err)
+	}
 	return nil
 }
 
@@ -376,6 +402,7 @@ func (s *Store) batch() *bolt.Tx {
 		panic(fmt.Sprintf("mvcc: %s: begin write transaction: %v", s.path, err))
 	}
 	s.tx, s.keys, s.meta = tx, tx.Bucket(keyBucketName), tx.Bucket(metaBucketName)
+	s.leaseRecords = tx.Bucket(leaseBucketName)
 	s.keys.FillPercent = keyFillPercent
 	return tx
 }
@@ -428,7 +455,7 @@ func (s *Store) Commit() error {
 	} else {
 		_ = s.tx.Rollback()
 	}
-	s.tx, s.keys, s.meta = nil, nil, nil
+	s.tx, s.keys, s.meta, s.leaseRecords = nil, nil, nil, nil
 	if err != nil {
 		s.failed = fmt.Errorf("commit %s: %w", s.path, err)
 		return fmt.Errorf("mvcc: %w", s.failed)
