@@ -116,7 +116,7 @@ func startSpineWith(t *testing.T, log persistence.Log, withPeers bool, tweaks ..
 	s.raft = raftPID
 	s.gateway, _ = root.SpawnNamed(actors.NewGatewayProps(env, actors.GatewayConfig{
 		MaxTxnOps: 128, MaxRequestBytes: 1 << 20, RequestTimeout: 3 * time.Second,
-	}, store, raftPID, applierPID), actors.GatewayName)
+	}, store, raftPID, applierPID, nil), actors.GatewayName)
 	t.Cleanup(func() {
 		for _, pid := range []*actor.PID{s.gateway, raftPID, walPID, applierPID} {
 			_ = root.PoisonFuture(pid).Wait()

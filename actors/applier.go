@@ -44,6 +44,8 @@ type applier struct {
 	// removedSelf: a conf change removing this member was applied; the
 	// member stops once the batch is answered.
 	removedSelf bool
+	// leases collects what the batch being applied did to leases.
+	leases *messages.LeasesApplied
 }
 
 // waiter is a client awaiting the answer to a write this member proposed.
@@ -65,6 +67,10 @@ type ApplierConfig struct {
 	// SnapshotTimeout is how long a snapshot transfer waits for any
 	// acknowledgement before it gives up.
 	SnapshotTimeout time.Duration // default 10 s
+	// Lessor (the lease ticker) is told what each batch did to leases;
+	// WatchHubs get each batch's events. Either may be absent (nil).
+	Lessor    *actor.PID
+	WatchHubs []*actor.PID
 }
 
 // stopFailedChildren stops a snapshot sender that panicked instead of
@@ -188,6 +194,7 @@ func (a *applier) onFlush(ctx actor.Context) {
 	a.pending = a.pending[:0]
 	a.store.Publish()
 	a.env.State.AppliedIndex.Store(a.applied)
+	a.publishChanges(ctx)
 	for _, ans := range answers {
 		ctx.Send(ans.to, ans.resp)
 	}
@@ -218,12 +225,51 @@ func (a *applier) applyEntry(ent *messages.Entry) (resp *messages.ClientResponse
 		return nil, 0, 0, fmt.Errorf("applier: entry %d (term %d) does not decode: %w", ent.Index, ent.Term, err)
 	}
 	resp = a.store.Apply(ent.Index, &req)
+	a.noteLeases(&req, resp)
 	if req.GetMemberAttributes() != nil {
 		if err := a.refreshMembers(); err != nil {
 			return nil, 0, 0, err
 		}
 	}
 	return resp, req.Origin, req.Id, nil
+}
+
+// noteLeases records what an applied request did to leases, for the lease
+// ticker.
+func (a *applier) noteLeases(req *messages.InternalRequest, resp *messages.ClientResponse) {
+	if resp.GetError() != nil {
+		return
+	}
+	if a.leases == nil {
+		a.leases = &messages.LeasesApplied{}
+	}
+	switch r := req.Request.(type) {
+	case *messages.InternalRequest_LeaseGrant:
+		g := resp.GetLeaseGrant()
+		a.leases.Granted = append(a.leases.Granted, &messages.LeaseRecord{ID: g.GetID(), TTL: g.GetTTL()})
+	case *messages.InternalRequest_LeaseRevoke:
+		a.leases.Revoked = append(a.leases.Revoked, r.LeaseRevoke.GetID())
+	case *messages.InternalRequest_LeaseCheckpoint:
+		a.leases.Checkpoints = append(a.leases.Checkpoints, r.LeaseCheckpoint.GetCheckpoints()...)
+	}
+}
+
+// publishChanges hands the applied batch's events to the watch hubs and its
+// lease changes to the lease ticker, once the view holding them is
+// published.
+func (a *applier) publishChanges(ctx actor.Context) {
+	if evs := a.store.TakeEvents(); len(evs) > 0 {
+		msg := &messages.WatchEvents{Events: evs, Revision: a.store.Rev(), CompactRevision: a.store.CompactRev()}
+		for _, hub := range a.cfg.WatchHubs {
+			ctx.Send(hub, msg)
+		}
+	}
+	if l := a.leases; l != nil && (len(l.Granted) > 0 || len(l.Revoked) > 0 || len(l.Checkpoints) > 0) {
+		if a.cfg.Lessor != nil {
+			ctx.Send(a.cfg.Lessor, l)
+		}
+		a.leases = nil
+	}
 }
 
 // applyConfChange records a membership change in the backend's member
@@ -358,6 +404,10 @@ func writeResponseHeader(resp *messages.ClientResponse) *messages.ResponseHeader
 		return r.MemberUpdate.GetHeader()
 	case *messages.ClientResponse_MemberPromote:
 		return r.MemberPromote.GetHeader()
+	case *messages.ClientResponse_LeaseGrant:
+		return r.LeaseGrant.GetHeader()
+	case *messages.ClientResponse_LeaseRevoke:
+		return r.LeaseRevoke.GetHeader()
 	}
 	return nil
 }
@@ -507,6 +557,13 @@ func (a *applier) onInstallSnapshot(ctx actor.Context, msg *messages.InstallSnap
 		return
 	}
 	a.env.Logger.Info().Uint64("index", meta.Index).Uint64("term", meta.Term).Int64("revision", a.store.Rev()).Msg("snapshot installed: backend replaced")
+	a.store.TakeEvents()
+	for _, hub := range a.cfg.WatchHubs {
+		ctx.Send(hub, &messages.WatchRestore{Revision: a.store.Rev(), CompactRevision: a.store.CompactRev()})
+	}
+	if a.cfg.Lessor != nil {
+		ctx.Send(a.cfg.Lessor, &messages.LeasesApplied{Reload: true})
+	}
 	a.releaseReads(ctx)
 	ctx.Send(a.raft, &messages.Applied{Index: a.applied})
 }

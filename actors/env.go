@@ -6,6 +6,7 @@ package actors
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/aetcd/aetcd/messages"
 	"github.com/rs/zerolog"
@@ -46,6 +47,9 @@ type MemberState struct {
 	// the conf changes handed out for applying.
 	PeerAddrs atomic.Pointer[map[uint64]string] // raft node
 
+	// requestIDs numbers the requests this member proposes (NextRequestID).
+	requestIDs atomic.Uint64
+
 	WALSyncs   atomic.Uint64 // WAL writer: fdatasyncs done
 	WALEntries atomic.Uint64 // WAL writer: entries made durable
 	WALRecords atomic.Uint64 // WAL writer: Persist messages made durable
@@ -58,4 +62,14 @@ type Env struct {
 	// Fatal stops the member: called when it can no longer be sure of its
 	// data (a failed fdatasync, a corrupt entry). It must not block.
 	Fatal func(err error)
+}
+
+// NextRequestID returns an ID for a request this member proposes, unique
+// among its proposals (the applier matches answers by it). Safe on any
+// goroutine.
+func (s *MemberState) NextRequestID() uint64 {
+	if s.requestIDs.Load() == 0 {
+		s.requestIDs.CompareAndSwap(0, uint64(time.Now().UnixNano()))
+	}
+	return s.requestIDs.Add(1)
 }

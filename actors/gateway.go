@@ -26,7 +26,13 @@ type gateway struct {
 	store  *mvcc.Store
 	raft   *actor.PID
 	apply  *actor.PID
-	nextID uint64
+	lessor *actor.PID
+	// remoteWatches are the watch streams of remoting clients, by the
+	// client stream actor's address/id.
+	remoteWatches map[string]*remoteWatch
+	// leaseIDs generates lease IDs as etcd's request ID generator: the low
+	// 16 bits of the member ID, then a millisecond timestamp and counter.
+	leaseIDs uint64
 }
 
 // GatewayConfig is what the gateway needs to know about its member.
@@ -38,14 +44,21 @@ type GatewayConfig struct {
 	// PeerPID returns the PID of actor name on the member whose peer
 	// address is addr; nil means actor.NewPID (remoting).
 	PeerPID func(addr, name string) *actor.PID
+	// Watches and WatchHubs serve remoting clients' watch streams (absent:
+	// not served); WatchSinkEvents bounds each stream's queue.
+	Watches         *WatchRegistry
+	WatchHubs       []*actor.PID
+	WatchSinkEvents int
 }
 
 // NewGatewayProps returns the props of a gateway in front of raft (the raft
-// node), applier and store.
-func NewGatewayProps(env *Env, cfg GatewayConfig, store *mvcc.Store, raft, applier *actor.PID) *actor.Props {
+// node), applier, lessor (the lease ticker) and store.
+func NewGatewayProps(env *Env, cfg GatewayConfig, store *mvcc.Store, raft, applier, lessor *actor.PID) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &gateway{env: env, cfg: cfg, store: store, raft: raft, apply: applier,
-			nextID: uint64(time.Now().UnixNano())}
+		prefix := (env.State.MemberID & 0xffff) << 48
+		suffix := (uint64(time.Now().UnixMilli()) & (1<<40 - 1)) << 8
+		return &gateway{env: env, cfg: cfg, store: store, raft: raft, apply: applier, lessor: lessor,
+			leaseIDs: prefix | suffix}
 	})
 }
 
@@ -102,6 +115,20 @@ func (g *gateway) onClientRequest(ctx actor.Context, req *messages.ClientRequest
 			return
 		}
 		ctx.Respond(serve(nil))
+	case *messages.ClientRequest_LeaseGrant:
+		grant := r.LeaseGrant
+		if grant.ID == 0 {
+			grant = &messages.LeaseGrantRequest{TTL: grant.TTL, ID: g.newLeaseID()}
+		}
+		g.propose(ctx, &messages.InternalRequest{Request: &messages.InternalRequest_LeaseGrant{LeaseGrant: grant}})
+	case *messages.ClientRequest_LeaseRevoke:
+		g.propose(ctx, &messages.InternalRequest{Request: &messages.InternalRequest_LeaseRevoke{LeaseRevoke: r.LeaseRevoke}})
+	case *messages.ClientRequest_LeaseKeepAlive, *messages.ClientRequest_LeaseTimeToLive:
+		ctx.RequestWithCustomSender(g.lessor, req, ctx.Sender())
+	case *messages.ClientRequest_Watch:
+		g.onWatchStream(ctx, r.Watch)
+	case *messages.ClientRequest_LeaseLeases:
+		ctx.Respond(g.leases())
 	case *messages.ClientRequest_MemberAdd, *messages.ClientRequest_MemberRemove,
 		*messages.ClientRequest_MemberUpdate, *messages.ClientRequest_MemberPromote:
 		g.memberChange(ctx, req)
@@ -110,10 +137,30 @@ func (g *gateway) onClientRequest(ctx actor.Context, req *messages.ClientRequest
 	}
 }
 
+// newLeaseID returns a lease ID this member has not handed out: positive,
+// never 0 (etcd's reqIDGen.Next() & (1<<63 - 1)).
+func (g *gateway) newLeaseID() int64 {
+	for {
+		g.leaseIDs++
+		if id := int64(g.leaseIDs & (1<<63 - 1)); id != 0 {
+			return id
+		}
+	}
+}
+
+// leases lists the leases the member has applied, by ID.
+func (g *gateway) leases() *messages.ClientResponse {
+	list := g.store.Leases()
+	resp := &messages.LeaseLeasesResponse{Header: g.header(), Leases: make([]*messages.LeaseStatus, len(list))}
+	for i, l := range list {
+		resp.Leases[i] = &messages.LeaseStatus{ID: l.ID}
+	}
+	return &messages.ClientResponse{Response: &messages.ClientResponse_LeaseLeases{LeaseLeases: resp}}
+}
+
 // propose sends a write to the raft node; the applier answers the sender.
 func (g *gateway) propose(ctx actor.Context, ir *messages.InternalRequest) {
-	g.nextID++
-	ir.Id = g.nextID
+	ir.Id = g.env.State.NextRequestID()
 	ir.Origin = g.env.State.MemberID
 	if proto.Size(ir) > g.cfg.MaxRequestBytes {
 		ctx.Respond(rpcerr.Response(rpcerr.RequestTooLarge))

@@ -49,8 +49,7 @@ func (g *gateway) memberChange(ctx actor.Context, req *messages.ClientRequest) {
 }
 
 func (g *gateway) proposeMemberChange(ctx actor.Context, req *messages.ClientRequest) {
-	g.nextID++
-	mc := &messages.MemberChange{Id: g.nextID, Request: req}
+	mc := &messages.MemberChange{Id: g.env.State.NextRequestID(), Request: req}
 	if add := req.GetMemberAdd(); add != nil {
 		// etcd's member ID for an added member: its peer URLs and the time.
 		mc.NewMemberId = cluster.MemberID(add.PeerURLs, strconv.FormatInt(time.Now().Unix(), 10))

@@ -51,6 +51,12 @@ type Config struct {
 	// BackendCommitInterval bounds how long applied writes stay only in
 	// memory and the WAL before the backend commits them.
 	BackendCommitInterval time.Duration
+	// LeaseCheckpointInterval is how often the leader checkpoints leases'
+	// remaining TTLs through Raft.
+	LeaseCheckpointInterval time.Duration
+	// WatchProgressNotifyInterval is how often watchers with
+	// progress_notify hear the current revision.
+	WatchProgressNotifyInterval time.Duration
 	// CatchUpEntries is how many entries the raft log keeps behind a
 	// snapshot for slow followers (0: 5000, etcd's). No flag: tests only.
 	CatchUpEntries uint64
@@ -91,6 +97,8 @@ func ParseFlags(args []string, output io.Writer) (cfg Config, version bool, err 
 	fs.Uint64Var(&cfg.SnapshotCount, "snapshot-count", 10000, "number of applied entries between snapshots: points where the WAL is released behind the backend")
 	fs.Int64Var(&cfg.WALSegmentBytes, "wal-segment-size", 64<<20, "size in bytes of a WAL segment file (aetcd-specific)")
 	fs.Int64Var(&cfg.QuotaBackendBytes, "quota-backend-bytes", 2<<30, "backend size quota reported in Status (enforcement is not implemented yet)")
+	fs.DurationVar(&cfg.LeaseCheckpointInterval, "lease-checkpoint-interval", 5*time.Minute, "how often the leader checkpoints the remaining TTLs of leases through Raft, so a leader change does not reset them (aetcd-specific)")
+	fs.DurationVar(&cfg.WatchProgressNotifyInterval, "watch-progress-notify-interval", 10*time.Minute, "duration of periodic watch progress notifications")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve runtime profiling data via HTTP at /debug/pprof/ on the client URLs")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
@@ -205,6 +213,18 @@ func (c *Config) Validate() error {
 	}
 	if c.BackendCommitInterval == 0 {
 		c.BackendCommitInterval = 100 * time.Millisecond
+	}
+	if c.LeaseCheckpointInterval == 0 {
+		c.LeaseCheckpointInterval = 5 * time.Minute
+	}
+	if c.WatchProgressNotifyInterval == 0 {
+		c.WatchProgressNotifyInterval = 10 * time.Minute
+	}
+	if c.LeaseCheckpointInterval < time.Second {
+		return fmt.Errorf("%w: --lease-checkpoint-interval must be at least 1s", ErrBadConfig)
+	}
+	if c.WatchProgressNotifyInterval < 100*time.Millisecond {
+		return fmt.Errorf("%w: --watch-progress-notify-interval must be at least 100ms", ErrBadConfig)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -24,6 +24,8 @@ type etcdAPI struct {
 	gateway   *actor.PID
 	timeout   time.Duration
 	hasLeader func() bool
+	isLearner func() bool
+	watches   *watchFront
 }
 
 // ask sends req to the gateway and waits for its answer.
@@ -116,7 +118,8 @@ func nonNil[M interface {
 	return m
 }
 
-// register registers the KV, Maintenance and Cluster services on s.
+// register registers the KV, Maintenance, Cluster, Lease and Watch
+// services on s.
 func (a *etcdAPI) register(s *grpc.Server) {
 	var anyImpl any
 	s.RegisterService(&grpc.ServiceDesc{
@@ -192,4 +195,5 @@ func (a *etcdAPI) register(s *grpc.Server) {
 		},
 		Metadata: "rpc.proto",
 	}, anyImpl)
+	a.registerStreams(s)
 }

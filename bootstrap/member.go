@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -45,6 +46,9 @@ type Member struct {
 	store  *mvcc.Store
 
 	raftPID, walPID, applierPID, gatewayPID, snapPID, watchdogPID *actor.PID
+	lessorPID                                                     *actor.PID
+	hubPIDs                                                       []*actor.PID
+	watches                                                       *actors.WatchRegistry
 
 	peerWatchMu   sync.Mutex
 	stopPeerWatch func()
@@ -91,7 +95,7 @@ func Start(cfg Config, log zerolog.Logger) (_ *Member, err error) {
 	if err := m.bindDataDir(replay); err != nil {
 		return nil, err
 	}
-	store, err := mvcc.Open(filepath.Join(cfg.DataDir, "member", "snap", "db"), mvcc.Options{})
+	store, err := mvcc.Open(filepath.Join(cfg.DataDir, "member", "snap", "db"), mvcc.Options{MinLeaseTTL: minLeaseTTL(cfg)})
 	if err != nil {
 		return nil, err
 	}
@@ -354,6 +358,9 @@ func allowRemote(target, typeName string) bool {
 	switch target {
 	case actors.GatewayName:
 		return typeName == "aetcd.ClientRequest"
+	case actors.LessorName:
+		// Keep-alives and time-to-live queries forwarded by a follower.
+		return typeName == "aetcd.ClientRequest"
 	case actors.RaftName:
 		return typeName == "aetcd.RaftMessage" || typeName == "aetcd.ForwardProposals" || typeName == "aetcd.MemberRemoved"
 	case actors.SnapshotReceiverName:
@@ -420,10 +427,30 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64, members []*mess
 		return err
 	}
 	raftPID := actor.NewPID(m.system.Address(), m.localName(actors.RaftName))
+	// The watch hubs start before the applier applies anything: each
+	// takes the store's revision as where its events begin.
+	m.watches = actors.NewWatchRegistry(watchHubShards)
+	m.hubPIDs = nil
+	for i := range watchHubShards {
+		pid, err := m.spawn(actors.NewWatchHubProps(env, actors.WatchHubConfig{ProgressInterval: m.cfg.WatchProgressNotifyInterval},
+			m.store, m.watches), fmt.Sprintf("%s%d", actors.WatchHubPrefix, i))
+		if err != nil {
+			return err
+		}
+		m.hubPIDs = append(m.hubPIDs, pid)
+	}
+	if m.lessorPID, err = m.spawn(actors.NewLessorProps(env, actors.LessorConfig{
+		ElectionTimeout: m.cfg.ElectionTimeout, CheckpointInterval: m.cfg.LeaseCheckpointInterval,
+		RequestTimeout: m.cfg.RequestTimeout, PeerPID: m.peerPID,
+	}, m.store, raftPID), actors.LessorName); err != nil {
+		return err
+	}
 	if m.applierPID, err = m.spawn(actors.NewApplierProps(env, m.store, raftPID, actors.ApplierConfig{
 		CommitInterval: m.cfg.BackendCommitInterval,
 		WaiterTimeout:  2 * m.cfg.RequestTimeout,
 		SnapshotDir:    filepath.Join(m.cfg.DataDir, "member", "snap"),
+		Lessor:         m.lessorPID,
+		WatchHubs:      m.hubPIDs,
 	}), actors.ApplierName); err != nil {
 		return err
 	}
@@ -456,13 +483,18 @@ func (m *Member) startActors(replay *wal.Replay, applied uint64, members []*mess
 	if m.gatewayPID, err = m.spawn(actors.NewGatewayProps(env, actors.GatewayConfig{
 		MaxTxnOps: m.cfg.MaxTxnOps, MaxRequestBytes: m.cfg.MaxRequestBytes,
 		RequestTimeout: m.cfg.RequestTimeout, QuotaBytes: m.cfg.QuotaBackendBytes, PeerPID: m.peerPID,
-	}, m.store, m.raftPID, m.applierPID), actors.GatewayName); err != nil {
+		Watches: m.watches, WatchHubs: m.hubPIDs, WatchSinkEvents: watchSinkEvents,
+	}, m.store, m.raftPID, m.applierPID, m.lessorPID), actors.GatewayName); err != nil {
 		return err
 	}
-	m.watchdogPID, err = m.root.SpawnNamed(newWatchdogProps(m.fatal, map[string]*actor.PID{
+	watched := map[string]*actor.PID{
 		actors.GatewayName: m.gatewayPID, actors.RaftName: m.raftPID, actors.WALName: m.walPID,
-		actors.ApplierName: m.applierPID, actors.SnapshotReceiverName: m.snapPID,
-	}), m.localName(watchdogName))
+		actors.ApplierName: m.applierPID, actors.SnapshotReceiverName: m.snapPID, actors.LessorName: m.lessorPID,
+	}
+	for i, pid := range m.hubPIDs {
+		watched[fmt.Sprintf("%s%d", actors.WatchHubPrefix, i)] = pid
+	}
+	m.watchdogPID, err = m.root.SpawnNamed(newWatchdogProps(m.fatal, watched), m.localName(watchdogName))
 	return err
 }
 
@@ -473,7 +505,10 @@ func (m *Member) serveClients() error {
 		grpc.MaxConcurrentStreams(1<<31-1),
 	)
 	api := &etcdAPI{root: m.system.Root, gateway: m.gatewayPID, timeout: m.cfg.RequestTimeout,
-		hasLeader: func() bool { return m.state.Leader.Load() != 0 }}
+		hasLeader: func() bool { return m.state.Leader.Load() != 0 },
+		isLearner: m.state.IsLearner.Load,
+		watches: &watchFront{registry: m.watches, hubs: m.hubPIDs, store: m.store,
+			maxBytes: m.cfg.MaxRequestBytes + 512*1024, sinkEvents: watchSinkEvents}}
 	api.register(m.grpcSrv)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -639,7 +674,8 @@ func (m *Member) shutdown() error {
 	}
 	if m.system != nil {
 		// The watchdog goes first: the actors it watches stop on purpose.
-		for _, pid := range []*actor.PID{m.watchdogPID, m.gatewayPID, m.snapPID, m.raftPID, m.walPID, m.applierPID} {
+		pids := []*actor.PID{m.watchdogPID, m.gatewayPID, m.lessorPID, m.snapPID, m.raftPID, m.walPID, m.applierPID}
+		for _, pid := range append(pids, m.hubPIDs...) {
 			if pid != nil {
 				_ = m.system.Root.PoisonFuture(pid).Wait()
 			}
@@ -661,4 +697,19 @@ func (m *Member) shutdown() error {
 	}
 	m.log.Info().Msg("member stopped")
 	return nil
+}
+
+const (
+	// watchHubShards is the number of watch hubs per member: streams are
+	// spread over them, so one busy stream holds up only its shard.
+	watchHubShards = 4
+	// watchSinkEvents bounds the event responses queued per watch stream
+	// before its watchers fall back to catching up from the backend.
+	watchSinkEvents = 1024
+)
+
+// minLeaseTTL is etcd's minimum lease TTL in seconds: 1.5 election
+// timeouts, rounded up (2 s at the default 1 s).
+func minLeaseTTL(cfg Config) int64 {
+	return int64(math.Ceil((3 * cfg.ElectionTimeout / 2).Seconds()))
 }

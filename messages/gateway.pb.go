@@ -101,6 +101,7 @@ type ClientRequest struct {
 	//	*ClientRequest_LeaseKeepAlive
 	//	*ClientRequest_LeaseTimeToLive
 	//	*ClientRequest_LeaseLeases
+	//	*ClientRequest_Watch
 	Request isClientRequest_Request `protobuf_oneof:"request"`
 	// forwarded: a member sent this request (a membership change, a lease
 	// keep-alive or time-to-live) on to the leader it knew; the receiver
@@ -318,6 +319,15 @@ func (x *ClientRequest) GetLeaseLeases() *LeaseLeasesRequest {
 	return nil
 }
 
+func (x *ClientRequest) GetWatch() *WatchStreamRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ClientRequest_Watch); ok {
+			return x.Watch
+		}
+	}
+	return nil
+}
+
 func (x *ClientRequest) GetForwarded() bool {
 	if x != nil {
 		return x.Forwarded
@@ -405,6 +415,10 @@ type ClientRequest_LeaseLeases struct {
 	LeaseLeases *LeaseLeasesRequest `protobuf:"bytes,25,opt,name=lease_leases,json=leaseLeases,proto3,oneof"`
 }
 
+type ClientRequest_Watch struct {
+	Watch *WatchStreamRequest `protobuf:"bytes,26,opt,name=watch,proto3,oneof"`
+}
+
 func (*ClientRequest_Range) isClientRequest_Request() {}
 
 func (*ClientRequest_Put) isClientRequest_Request() {}
@@ -443,6 +457,8 @@ func (*ClientRequest_LeaseTimeToLive) isClientRequest_Request() {}
 
 func (*ClientRequest_LeaseLeases) isClientRequest_Request() {}
 
+func (*ClientRequest_Watch) isClientRequest_Request() {}
+
 type ClientResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Response:
@@ -467,6 +483,7 @@ type ClientResponse struct {
 	//	*ClientResponse_LeaseKeepAlive
 	//	*ClientResponse_LeaseTimeToLive
 	//	*ClientResponse_LeaseLeases
+	//	*ClientResponse_Watch
 	Response      isClientResponse_Response `protobuf_oneof:"response"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -689,6 +706,15 @@ func (x *ClientResponse) GetLeaseLeases() *LeaseLeasesResponse {
 	return nil
 }
 
+func (x *ClientResponse) GetWatch() *WatchResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ClientResponse_Watch); ok {
+			return x.Watch
+		}
+	}
+	return nil
+}
+
 type isClientResponse_Response interface {
 	isClientResponse_Response()
 }
@@ -773,6 +799,10 @@ type ClientResponse_LeaseLeases struct {
 	LeaseLeases *LeaseLeasesResponse `protobuf:"bytes,25,opt,name=lease_leases,json=leaseLeases,proto3,oneof"`
 }
 
+type ClientResponse_Watch struct {
+	Watch *WatchResponse `protobuf:"bytes,26,opt,name=watch,proto3,oneof"`
+}
+
 func (*ClientResponse_Range) isClientResponse_Response() {}
 
 func (*ClientResponse_Put) isClientResponse_Response() {}
@@ -813,6 +843,65 @@ func (*ClientResponse_LeaseTimeToLive) isClientResponse_Response() {}
 
 func (*ClientResponse_LeaseLeases) isClientResponse_Response() {}
 
+func (*ClientResponse_Watch) isClientResponse_Response() {}
+
+// WatchStreamRequest is a remoting client's message on a watch stream. The
+// stream is the sender (one actor per stream on the client); the member
+// sends it every WatchResponse of the stream as a ClientResponse. A message
+// without request or close is a heartbeat: a stream that has not heard one
+// for a while is closed by the member.
+type WatchStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *WatchRequest          `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Close         bool                   `protobuf:"varint,2,opt,name=close,proto3" json:"close,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchStreamRequest) Reset() {
+	*x = WatchStreamRequest{}
+	mi := &file_proto_gateway_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchStreamRequest) ProtoMessage() {}
+
+func (x *WatchStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_gateway_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchStreamRequest.ProtoReflect.Descriptor instead.
+func (*WatchStreamRequest) Descriptor() ([]byte, []int) {
+	return file_proto_gateway_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WatchStreamRequest) GetRequest() *WatchRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *WatchStreamRequest) GetClose() bool {
+	if x != nil {
+		return x.Close
+	}
+	return false
+}
+
 var File_proto_gateway_proto protoreflect.FileDescriptor
 
 const file_proto_gateway_proto_rawDesc = "" +
@@ -820,7 +909,7 @@ const file_proto_gateway_proto_rawDesc = "" +
 	"\x13proto/gateway.proto\x12\x05aetcd\x1a\x0eproto/kv.proto\x1a\x17proto/maintenance.proto\x1a\x11proto/lease.proto\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x92\t\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xc5\t\n" +
 	"\rClientRequest\x12+\n" +
 	"\x05range\x18\x01 \x01(\v2\x13.aetcd.RangeRequestH\x00R\x05range\x12%\n" +
 	"\x03put\x18\x02 \x01(\v2\x11.aetcd.PutRequestH\x00R\x03put\x12>\n" +
@@ -847,9 +936,10 @@ const file_proto_gateway_proto_rawDesc = "" +
 	"\flease_revoke\x18\x16 \x01(\v2\x19.aetcd.LeaseRevokeRequestH\x00R\vleaseRevoke\x12H\n" +
 	"\x10lease_keep_alive\x18\x17 \x01(\v2\x1c.aetcd.LeaseKeepAliveRequestH\x00R\x0eleaseKeepAlive\x12L\n" +
 	"\x12lease_time_to_live\x18\x18 \x01(\v2\x1d.aetcd.LeaseTimeToLiveRequestH\x00R\x0fleaseTimeToLive\x12>\n" +
-	"\flease_leases\x18\x19 \x01(\v2\x19.aetcd.LeaseLeasesRequestH\x00R\vleaseLeases\x12\x1c\n" +
+	"\flease_leases\x18\x19 \x01(\v2\x19.aetcd.LeaseLeasesRequestH\x00R\vleaseLeases\x121\n" +
+	"\x05watch\x18\x1a \x01(\v2\x19.aetcd.WatchStreamRequestH\x00R\x05watch\x12\x1c\n" +
 	"\tforwarded\x18d \x01(\bR\tforwardedB\t\n" +
-	"\arequest\"\xaf\t\n" +
+	"\arequest\"\xdd\t\n" +
 	"\x0eClientResponse\x12,\n" +
 	"\x05range\x18\x01 \x01(\v2\x14.aetcd.RangeResponseH\x00R\x05range\x12&\n" +
 	"\x03put\x18\x02 \x01(\v2\x12.aetcd.PutResponseH\x00R\x03put\x12?\n" +
@@ -877,9 +967,13 @@ const file_proto_gateway_proto_rawDesc = "" +
 	"\flease_revoke\x18\x16 \x01(\v2\x1a.aetcd.LeaseRevokeResponseH\x00R\vleaseRevoke\x12I\n" +
 	"\x10lease_keep_alive\x18\x17 \x01(\v2\x1d.aetcd.LeaseKeepAliveResponseH\x00R\x0eleaseKeepAlive\x12M\n" +
 	"\x12lease_time_to_live\x18\x18 \x01(\v2\x1e.aetcd.LeaseTimeToLiveResponseH\x00R\x0fleaseTimeToLive\x12?\n" +
-	"\flease_leases\x18\x19 \x01(\v2\x1a.aetcd.LeaseLeasesResponseH\x00R\vleaseLeasesB\n" +
+	"\flease_leases\x18\x19 \x01(\v2\x1a.aetcd.LeaseLeasesResponseH\x00R\vleaseLeases\x12,\n" +
+	"\x05watch\x18\x1a \x01(\v2\x14.aetcd.WatchResponseH\x00R\x05watchB\n" +
 	"\n" +
-	"\bresponseB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
+	"\bresponse\"Y\n" +
+	"\x12WatchStreamRequest\x12-\n" +
+	"\arequest\x18\x01 \x01(\v2\x13.aetcd.WatchRequestR\arequest\x12\x14\n" +
+	"\x05close\x18\x02 \x01(\bR\x05closeB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
 
 var (
 	file_proto_gateway_proto_rawDescOnce sync.Once
@@ -893,95 +987,101 @@ func file_proto_gateway_proto_rawDescGZIP() []byte {
 	return file_proto_gateway_proto_rawDescData
 }
 
-var file_proto_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_proto_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_proto_gateway_proto_goTypes = []any{
 	(*Error)(nil),                   // 0: aetcd.Error
 	(*ClientRequest)(nil),           // 1: aetcd.ClientRequest
 	(*ClientResponse)(nil),          // 2: aetcd.ClientResponse
-	(*RangeRequest)(nil),            // 3: aetcd.RangeRequest
-	(*PutRequest)(nil),              // 4: aetcd.PutRequest
-	(*DeleteRangeRequest)(nil),      // 5: aetcd.DeleteRangeRequest
-	(*TxnRequest)(nil),              // 6: aetcd.TxnRequest
-	(*CompactionRequest)(nil),       // 7: aetcd.CompactionRequest
-	(*StatusRequest)(nil),           // 8: aetcd.StatusRequest
-	(*AlarmRequest)(nil),            // 9: aetcd.AlarmRequest
-	(*HashKVRequest)(nil),           // 10: aetcd.HashKVRequest
-	(*MemberListRequest)(nil),       // 11: aetcd.MemberListRequest
-	(*MoveLeaderRequest)(nil),       // 12: aetcd.MoveLeaderRequest
-	(*MemberAddRequest)(nil),        // 13: aetcd.MemberAddRequest
-	(*MemberRemoveRequest)(nil),     // 14: aetcd.MemberRemoveRequest
-	(*MemberUpdateRequest)(nil),     // 15: aetcd.MemberUpdateRequest
-	(*MemberPromoteRequest)(nil),    // 16: aetcd.MemberPromoteRequest
-	(*LeaseGrantRequest)(nil),       // 17: aetcd.LeaseGrantRequest
-	(*LeaseRevokeRequest)(nil),      // 18: aetcd.LeaseRevokeRequest
-	(*LeaseKeepAliveRequest)(nil),   // 19: aetcd.LeaseKeepAliveRequest
-	(*LeaseTimeToLiveRequest)(nil),  // 20: aetcd.LeaseTimeToLiveRequest
-	(*LeaseLeasesRequest)(nil),      // 21: aetcd.LeaseLeasesRequest
-	(*RangeResponse)(nil),           // 22: aetcd.RangeResponse
-	(*PutResponse)(nil),             // 23: aetcd.PutResponse
-	(*DeleteRangeResponse)(nil),     // 24: aetcd.DeleteRangeResponse
-	(*TxnResponse)(nil),             // 25: aetcd.TxnResponse
-	(*CompactionResponse)(nil),      // 26: aetcd.CompactionResponse
-	(*StatusResponse)(nil),          // 27: aetcd.StatusResponse
-	(*AlarmResponse)(nil),           // 28: aetcd.AlarmResponse
-	(*HashKVResponse)(nil),          // 29: aetcd.HashKVResponse
-	(*MemberListResponse)(nil),      // 30: aetcd.MemberListResponse
-	(*MoveLeaderResponse)(nil),      // 31: aetcd.MoveLeaderResponse
-	(*MemberAddResponse)(nil),       // 32: aetcd.MemberAddResponse
-	(*MemberRemoveResponse)(nil),    // 33: aetcd.MemberRemoveResponse
-	(*MemberUpdateResponse)(nil),    // 34: aetcd.MemberUpdateResponse
-	(*MemberPromoteResponse)(nil),   // 35: aetcd.MemberPromoteResponse
-	(*LeaseGrantResponse)(nil),      // 36: aetcd.LeaseGrantResponse
-	(*LeaseRevokeResponse)(nil),     // 37: aetcd.LeaseRevokeResponse
-	(*LeaseKeepAliveResponse)(nil),  // 38: aetcd.LeaseKeepAliveResponse
-	(*LeaseTimeToLiveResponse)(nil), // 39: aetcd.LeaseTimeToLiveResponse
-	(*LeaseLeasesResponse)(nil),     // 40: aetcd.LeaseLeasesResponse
+	(*WatchStreamRequest)(nil),      // 3: aetcd.WatchStreamRequest
+	(*RangeRequest)(nil),            // 4: aetcd.RangeRequest
+	(*PutRequest)(nil),              // 5: aetcd.PutRequest
+	(*DeleteRangeRequest)(nil),      // 6: aetcd.DeleteRangeRequest
+	(*TxnRequest)(nil),              // 7: aetcd.TxnRequest
+	(*CompactionRequest)(nil),       // 8: aetcd.CompactionRequest
+	(*StatusRequest)(nil),           // 9: aetcd.StatusRequest
+	(*AlarmRequest)(nil),            // 10: aetcd.AlarmRequest
+	(*HashKVRequest)(nil),           // 11: aetcd.HashKVRequest
+	(*MemberListRequest)(nil),       // 12: aetcd.MemberListRequest
+	(*MoveLeaderRequest)(nil),       // 13: aetcd.MoveLeaderRequest
+	(*MemberAddRequest)(nil),        // 14: aetcd.MemberAddRequest
+	(*MemberRemoveRequest)(nil),     // 15: aetcd.MemberRemoveRequest
+	(*MemberUpdateRequest)(nil),     // 16: aetcd.MemberUpdateRequest
+	(*MemberPromoteRequest)(nil),    // 17: aetcd.MemberPromoteRequest
+	(*LeaseGrantRequest)(nil),       // 18: aetcd.LeaseGrantRequest
+	(*LeaseRevokeRequest)(nil),      // 19: aetcd.LeaseRevokeRequest
+	(*LeaseKeepAliveRequest)(nil),   // 20: aetcd.LeaseKeepAliveRequest
+	(*LeaseTimeToLiveRequest)(nil),  // 21: aetcd.LeaseTimeToLiveRequest
+	(*LeaseLeasesRequest)(nil),      // 22: aetcd.LeaseLeasesRequest
+	(*RangeResponse)(nil),           // 23: aetcd.RangeResponse
+	(*PutResponse)(nil),             // 24: aetcd.PutResponse
+	(*DeleteRangeResponse)(nil),     // 25: aetcd.DeleteRangeResponse
+	(*TxnResponse)(nil),             // 26: aetcd.TxnResponse
+	(*CompactionResponse)(nil),      // 27: aetcd.CompactionResponse
+	(*StatusResponse)(nil),          // 28: aetcd.StatusResponse
+	(*AlarmResponse)(nil),           // 29: aetcd.AlarmResponse
+	(*HashKVResponse)(nil),          // 30: aetcd.HashKVResponse
+	(*MemberListResponse)(nil),      // 31: aetcd.MemberListResponse
+	(*MoveLeaderResponse)(nil),      // 32: aetcd.MoveLeaderResponse
+	(*MemberAddResponse)(nil),       // 33: aetcd.MemberAddResponse
+	(*MemberRemoveResponse)(nil),    // 34: aetcd.MemberRemoveResponse
+	(*MemberUpdateResponse)(nil),    // 35: aetcd.MemberUpdateResponse
+	(*MemberPromoteResponse)(nil),   // 36: aetcd.MemberPromoteResponse
+	(*LeaseGrantResponse)(nil),      // 37: aetcd.LeaseGrantResponse
+	(*LeaseRevokeResponse)(nil),     // 38: aetcd.LeaseRevokeResponse
+	(*LeaseKeepAliveResponse)(nil),  // 39: aetcd.LeaseKeepAliveResponse
+	(*LeaseTimeToLiveResponse)(nil), // 40: aetcd.LeaseTimeToLiveResponse
+	(*LeaseLeasesResponse)(nil),     // 41: aetcd.LeaseLeasesResponse
+	(*WatchResponse)(nil),           // 42: aetcd.WatchResponse
+	(*WatchRequest)(nil),            // 43: aetcd.WatchRequest
 }
 var file_proto_gateway_proto_depIdxs = []int32{
-	3,  // 0: aetcd.ClientRequest.range:type_name -> aetcd.RangeRequest
-	4,  // 1: aetcd.ClientRequest.put:type_name -> aetcd.PutRequest
-	5,  // 2: aetcd.ClientRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
-	6,  // 3: aetcd.ClientRequest.txn:type_name -> aetcd.TxnRequest
-	7,  // 4: aetcd.ClientRequest.compaction:type_name -> aetcd.CompactionRequest
-	8,  // 5: aetcd.ClientRequest.status:type_name -> aetcd.StatusRequest
-	9,  // 6: aetcd.ClientRequest.alarm:type_name -> aetcd.AlarmRequest
-	10, // 7: aetcd.ClientRequest.hash_kv:type_name -> aetcd.HashKVRequest
-	11, // 8: aetcd.ClientRequest.member_list:type_name -> aetcd.MemberListRequest
-	12, // 9: aetcd.ClientRequest.move_leader:type_name -> aetcd.MoveLeaderRequest
-	13, // 10: aetcd.ClientRequest.member_add:type_name -> aetcd.MemberAddRequest
-	14, // 11: aetcd.ClientRequest.member_remove:type_name -> aetcd.MemberRemoveRequest
-	15, // 12: aetcd.ClientRequest.member_update:type_name -> aetcd.MemberUpdateRequest
-	16, // 13: aetcd.ClientRequest.member_promote:type_name -> aetcd.MemberPromoteRequest
-	17, // 14: aetcd.ClientRequest.lease_grant:type_name -> aetcd.LeaseGrantRequest
-	18, // 15: aetcd.ClientRequest.lease_revoke:type_name -> aetcd.LeaseRevokeRequest
-	19, // 16: aetcd.ClientRequest.lease_keep_alive:type_name -> aetcd.LeaseKeepAliveRequest
-	20, // 17: aetcd.ClientRequest.lease_time_to_live:type_name -> aetcd.LeaseTimeToLiveRequest
-	21, // 18: aetcd.ClientRequest.lease_leases:type_name -> aetcd.LeaseLeasesRequest
-	22, // 19: aetcd.ClientResponse.range:type_name -> aetcd.RangeResponse
-	23, // 20: aetcd.ClientResponse.put:type_name -> aetcd.PutResponse
-	24, // 21: aetcd.ClientResponse.delete_range:type_name -> aetcd.DeleteRangeResponse
-	25, // 22: aetcd.ClientResponse.txn:type_name -> aetcd.TxnResponse
-	26, // 23: aetcd.ClientResponse.compaction:type_name -> aetcd.CompactionResponse
-	27, // 24: aetcd.ClientResponse.status:type_name -> aetcd.StatusResponse
-	28, // 25: aetcd.ClientResponse.alarm:type_name -> aetcd.AlarmResponse
-	29, // 26: aetcd.ClientResponse.hash_kv:type_name -> aetcd.HashKVResponse
-	30, // 27: aetcd.ClientResponse.member_list:type_name -> aetcd.MemberListResponse
-	31, // 28: aetcd.ClientResponse.move_leader:type_name -> aetcd.MoveLeaderResponse
-	32, // 29: aetcd.ClientResponse.member_add:type_name -> aetcd.MemberAddResponse
-	33, // 30: aetcd.ClientResponse.member_remove:type_name -> aetcd.MemberRemoveResponse
-	34, // 31: aetcd.ClientResponse.member_update:type_name -> aetcd.MemberUpdateResponse
-	35, // 32: aetcd.ClientResponse.member_promote:type_name -> aetcd.MemberPromoteResponse
-	0,  // 33: aetcd.ClientResponse.error:type_name -> aetcd.Error
-	36, // 34: aetcd.ClientResponse.lease_grant:type_name -> aetcd.LeaseGrantResponse
-	37, // 35: aetcd.ClientResponse.lease_revoke:type_name -> aetcd.LeaseRevokeResponse
-	38, // 36: aetcd.ClientResponse.lease_keep_alive:type_name -> aetcd.LeaseKeepAliveResponse
-	39, // 37: aetcd.ClientResponse.lease_time_to_live:type_name -> aetcd.LeaseTimeToLiveResponse
-	40, // 38: aetcd.ClientResponse.lease_leases:type_name -> aetcd.LeaseLeasesResponse
-	39, // [39:39] is the sub-list for method output_type
-	39, // [39:39] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	4,  // 0: aetcd.ClientRequest.range:type_name -> aetcd.RangeRequest
+	5,  // 1: aetcd.ClientRequest.put:type_name -> aetcd.PutRequest
+	6,  // 2: aetcd.ClientRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
+	7,  // 3: aetcd.ClientRequest.txn:type_name -> aetcd.TxnRequest
+	8,  // 4: aetcd.ClientRequest.compaction:type_name -> aetcd.CompactionRequest
+	9,  // 5: aetcd.ClientRequest.status:type_name -> aetcd.StatusRequest
+	10, // 6: aetcd.ClientRequest.alarm:type_name -> aetcd.AlarmRequest
+	11, // 7: aetcd.ClientRequest.hash_kv:type_name -> aetcd.HashKVRequest
+	12, // 8: aetcd.ClientRequest.member_list:type_name -> aetcd.MemberListRequest
+	13, // 9: aetcd.ClientRequest.move_leader:type_name -> aetcd.MoveLeaderRequest
+	14, // 10: aetcd.ClientRequest.member_add:type_name -> aetcd.MemberAddRequest
+	15, // 11: aetcd.ClientRequest.member_remove:type_name -> aetcd.MemberRemoveRequest
+	16, // 12: aetcd.ClientRequest.member_update:type_name -> aetcd.MemberUpdateRequest
+	17, // 13: aetcd.ClientRequest.member_promote:type_name -> aetcd.MemberPromoteRequest
+	18, // 14: aetcd.ClientRequest.lease_grant:type_name -> aetcd.LeaseGrantRequest
+	19, // 15: aetcd.ClientRequest.lease_revoke:type_name -> aetcd.LeaseRevokeRequest
+	20, // 16: aetcd.ClientRequest.lease_keep_alive:type_name -> aetcd.LeaseKeepAliveRequest
+	21, // 17: aetcd.ClientRequest.lease_time_to_live:type_name -> aetcd.LeaseTimeToLiveRequest
+	22, // 18: aetcd.ClientRequest.lease_leases:type_name -> aetcd.LeaseLeasesRequest
+	3,  // 19: aetcd.ClientRequest.watch:type_name -> aetcd.WatchStreamRequest
+	23, // 20: aetcd.ClientResponse.range:type_name -> aetcd.RangeResponse
+	24, // 21: aetcd.ClientResponse.put:type_name -> aetcd.PutResponse
+	25, // 22: aetcd.ClientResponse.delete_range:type_name -> aetcd.DeleteRangeResponse
+	26, // 23: aetcd.ClientResponse.txn:type_name -> aetcd.TxnResponse
+	27, // 24: aetcd.ClientResponse.compaction:type_name -> aetcd.CompactionResponse
+	28, // 25: aetcd.ClientResponse.status:type_name -> aetcd.StatusResponse
+	29, // 26: aetcd.ClientResponse.alarm:type_name -> aetcd.AlarmResponse
+	30, // 27: aetcd.ClientResponse.hash_kv:type_name -> aetcd.HashKVResponse
+	31, // 28: aetcd.ClientResponse.member_list:type_name -> aetcd.MemberListResponse
+	32, // 29: aetcd.ClientResponse.move_leader:type_name -> aetcd.MoveLeaderResponse
+	33, // 30: aetcd.ClientResponse.member_add:type_name -> aetcd.MemberAddResponse
+	34, // 31: aetcd.ClientResponse.member_remove:type_name -> aetcd.MemberRemoveResponse
+	35, // 32: aetcd.ClientResponse.member_update:type_name -> aetcd.MemberUpdateResponse
+	36, // 33: aetcd.ClientResponse.member_promote:type_name -> aetcd.MemberPromoteResponse
+	0,  // 34: aetcd.ClientResponse.error:type_name -> aetcd.Error
+	37, // 35: aetcd.ClientResponse.lease_grant:type_name -> aetcd.LeaseGrantResponse
+	38, // 36: aetcd.ClientResponse.lease_revoke:type_name -> aetcd.LeaseRevokeResponse
+	39, // 37: aetcd.ClientResponse.lease_keep_alive:type_name -> aetcd.LeaseKeepAliveResponse
+	40, // 38: aetcd.ClientResponse.lease_time_to_live:type_name -> aetcd.LeaseTimeToLiveResponse
+	41, // 39: aetcd.ClientResponse.lease_leases:type_name -> aetcd.LeaseLeasesResponse
+	42, // 40: aetcd.ClientResponse.watch:type_name -> aetcd.WatchResponse
+	43, // 41: aetcd.WatchStreamRequest.request:type_name -> aetcd.WatchRequest
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_proto_gateway_proto_init() }
@@ -1012,6 +1112,7 @@ func file_proto_gateway_proto_init() {
 		(*ClientRequest_LeaseKeepAlive)(nil),
 		(*ClientRequest_LeaseTimeToLive)(nil),
 		(*ClientRequest_LeaseLeases)(nil),
+		(*ClientRequest_Watch)(nil),
 	}
 	file_proto_gateway_proto_msgTypes[2].OneofWrappers = []any{
 		(*ClientResponse_Range)(nil),
@@ -1034,6 +1135,7 @@ func file_proto_gateway_proto_init() {
 		(*ClientResponse_LeaseKeepAlive)(nil),
 		(*ClientResponse_LeaseTimeToLive)(nil),
 		(*ClientResponse_LeaseLeases)(nil),
+		(*ClientResponse_Watch)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1041,7 +1143,7 @@ func file_proto_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_gateway_proto_rawDesc), len(file_proto_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

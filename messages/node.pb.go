@@ -1712,10 +1712,13 @@ func (*LeaseTick) Descriptor() ([]byte, []int) {
 // leases granted (with the TTL the store recorded), revoked, and
 // checkpointed (remaining_TTL 0 clears a checkpoint).
 type LeasesApplied struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Granted       []*LeaseRecord         `protobuf:"bytes,1,rep,name=granted,proto3" json:"granted,omitempty"`
-	Revoked       []int64                `protobuf:"varint,2,rep,packed,name=revoked,proto3" json:"revoked,omitempty"`
-	Checkpoints   []*LeaseCheckpoint     `protobuf:"bytes,3,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Granted     []*LeaseRecord         `protobuf:"bytes,1,rep,name=granted,proto3" json:"granted,omitempty"`
+	Revoked     []int64                `protobuf:"varint,2,rep,packed,name=revoked,proto3" json:"revoked,omitempty"`
+	Checkpoints []*LeaseCheckpoint     `protobuf:"bytes,3,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// reload: the backend was replaced by a snapshot; rebuild every lease
+	// from the store.
+	Reload        bool `protobuf:"varint,4,opt,name=reload,proto3" json:"reload,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1769,6 +1772,13 @@ func (x *LeasesApplied) GetCheckpoints() []*LeaseCheckpoint {
 		return x.Checkpoints
 	}
 	return nil
+}
+
+func (x *LeasesApplied) GetReload() bool {
+	if x != nil {
+		return x.Reload
+	}
+	return false
 }
 
 // WatchEvents hands every watch hub the events of one applied batch,
@@ -1989,6 +1999,61 @@ func (*WatchSync) Descriptor() ([]byte, []int) {
 	return file_proto_node_proto_rawDescGZIP(), []int{32}
 }
 
+// LeaderConfirmed answers the lease ticker's leadership check for round:
+// error is nil when a ReadIndex confirmed this member leads and has applied
+// through it.
+type LeaderConfirmed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Round         uint64                 `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
+	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaderConfirmed) Reset() {
+	*x = LeaderConfirmed{}
+	mi := &file_proto_node_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaderConfirmed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaderConfirmed) ProtoMessage() {}
+
+func (x *LeaderConfirmed) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaderConfirmed.ProtoReflect.Descriptor instead.
+func (*LeaderConfirmed) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *LeaderConfirmed) GetRound() uint64 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *LeaderConfirmed) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_proto_node_proto protoreflect.FileDescriptor
 
 const file_proto_node_proto_rawDesc = "" +
@@ -2102,11 +2167,12 @@ const file_proto_node_proto_rawDesc = "" +
 	"\aremoved\x18\x05 \x03(\x04R\aremoved\":\n" +
 	"\x0fInstallSnapshot\x12'\n" +
 	"\x04meta\x18\x01 \x01(\v2\x13.aetcd.SnapshotMetaR\x04meta\"\v\n" +
-	"\tLeaseTick\"\x91\x01\n" +
+	"\tLeaseTick\"\xa9\x01\n" +
 	"\rLeasesApplied\x12,\n" +
 	"\agranted\x18\x01 \x03(\v2\x12.aetcd.LeaseRecordR\agranted\x12\x18\n" +
 	"\arevoked\x18\x02 \x03(\x03R\arevoked\x128\n" +
-	"\vcheckpoints\x18\x03 \x03(\v2\x16.aetcd.LeaseCheckpointR\vcheckpoints\"z\n" +
+	"\vcheckpoints\x18\x03 \x03(\v2\x16.aetcd.LeaseCheckpointR\vcheckpoints\x12\x16\n" +
+	"\x06reload\x18\x04 \x01(\bR\x06reload\"z\n" +
 	"\vWatchEvents\x12$\n" +
 	"\x06events\x18\x01 \x03(\v2\f.aetcd.EventR\x06events\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12)\n" +
@@ -2118,7 +2184,10 @@ const file_proto_node_proto_rawDesc = "" +
 	"\x06stream\x18\x01 \x01(\x04R\x06stream\x12-\n" +
 	"\arequest\x18\x02 \x01(\v2\x13.aetcd.WatchRequestR\arequest\x12\x14\n" +
 	"\x05close\x18\x03 \x01(\bR\x05close\"\v\n" +
-	"\tWatchSyncB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
+	"\tWatchSync\"K\n" +
+	"\x0fLeaderConfirmed\x12\x14\n" +
+	"\x05round\x18\x01 \x01(\x04R\x05round\x12\"\n" +
+	"\x05error\x18\x02 \x01(\v2\f.aetcd.ErrorR\x05errorB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
 
 var (
 	file_proto_node_proto_rawDescOnce sync.Once
@@ -2132,7 +2201,7 @@ func file_proto_node_proto_rawDescGZIP() []byte {
 	return file_proto_node_proto_rawDescData
 }
 
-var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_proto_node_proto_goTypes = []any{
 	(*InternalRequest)(nil),        // 0: aetcd.InternalRequest
 	(*Propose)(nil),                // 1: aetcd.Propose
@@ -2167,64 +2236,66 @@ var file_proto_node_proto_goTypes = []any{
 	(*WatchRestore)(nil),           // 30: aetcd.WatchRestore
 	(*WatchControl)(nil),           // 31: aetcd.WatchControl
 	(*WatchSync)(nil),              // 32: aetcd.WatchSync
-	(*PutRequest)(nil),             // 33: aetcd.PutRequest
-	(*DeleteRangeRequest)(nil),     // 34: aetcd.DeleteRangeRequest
-	(*TxnRequest)(nil),             // 35: aetcd.TxnRequest
-	(*CompactionRequest)(nil),      // 36: aetcd.CompactionRequest
-	(*Member)(nil),                 // 37: aetcd.Member
-	(*LeaseGrantRequest)(nil),      // 38: aetcd.LeaseGrantRequest
-	(*LeaseRevokeRequest)(nil),     // 39: aetcd.LeaseRevokeRequest
-	(*LeaseCheckpointRequest)(nil), // 40: aetcd.LeaseCheckpointRequest
-	(*Error)(nil),                  // 41: aetcd.Error
-	(*HardState)(nil),              // 42: aetcd.HardState
-	(*Entry)(nil),                  // 43: aetcd.Entry
-	(*SnapshotMeta)(nil),           // 44: aetcd.SnapshotMeta
-	(*actor.PID)(nil),              // 45: actor.PID
-	(*ConfState)(nil),              // 46: aetcd.ConfState
-	(*ClientRequest)(nil),          // 47: aetcd.ClientRequest
-	(*LeaseRecord)(nil),            // 48: aetcd.LeaseRecord
-	(*LeaseCheckpoint)(nil),        // 49: aetcd.LeaseCheckpoint
-	(*Event)(nil),                  // 50: aetcd.Event
-	(*WatchRequest)(nil),           // 51: aetcd.WatchRequest
+	(*LeaderConfirmed)(nil),        // 33: aetcd.LeaderConfirmed
+	(*PutRequest)(nil),             // 34: aetcd.PutRequest
+	(*DeleteRangeRequest)(nil),     // 35: aetcd.DeleteRangeRequest
+	(*TxnRequest)(nil),             // 36: aetcd.TxnRequest
+	(*CompactionRequest)(nil),      // 37: aetcd.CompactionRequest
+	(*Member)(nil),                 // 38: aetcd.Member
+	(*LeaseGrantRequest)(nil),      // 39: aetcd.LeaseGrantRequest
+	(*LeaseRevokeRequest)(nil),     // 40: aetcd.LeaseRevokeRequest
+	(*LeaseCheckpointRequest)(nil), // 41: aetcd.LeaseCheckpointRequest
+	(*Error)(nil),                  // 42: aetcd.Error
+	(*HardState)(nil),              // 43: aetcd.HardState
+	(*Entry)(nil),                  // 44: aetcd.Entry
+	(*SnapshotMeta)(nil),           // 45: aetcd.SnapshotMeta
+	(*actor.PID)(nil),              // 46: actor.PID
+	(*ConfState)(nil),              // 47: aetcd.ConfState
+	(*ClientRequest)(nil),          // 48: aetcd.ClientRequest
+	(*LeaseRecord)(nil),            // 49: aetcd.LeaseRecord
+	(*LeaseCheckpoint)(nil),        // 50: aetcd.LeaseCheckpoint
+	(*Event)(nil),                  // 51: aetcd.Event
+	(*WatchRequest)(nil),           // 52: aetcd.WatchRequest
 }
 var file_proto_node_proto_depIdxs = []int32{
-	33, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
-	34, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
-	35, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
-	36, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
-	37, // 4: aetcd.InternalRequest.member_attributes:type_name -> aetcd.Member
-	38, // 5: aetcd.InternalRequest.lease_grant:type_name -> aetcd.LeaseGrantRequest
-	39, // 6: aetcd.InternalRequest.lease_revoke:type_name -> aetcd.LeaseRevokeRequest
-	40, // 7: aetcd.InternalRequest.lease_checkpoint:type_name -> aetcd.LeaseCheckpointRequest
+	34, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
+	35, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
+	36, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
+	37, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
+	38, // 4: aetcd.InternalRequest.member_attributes:type_name -> aetcd.Member
+	39, // 5: aetcd.InternalRequest.lease_grant:type_name -> aetcd.LeaseGrantRequest
+	40, // 6: aetcd.InternalRequest.lease_revoke:type_name -> aetcd.LeaseRevokeRequest
+	41, // 7: aetcd.InternalRequest.lease_checkpoint:type_name -> aetcd.LeaseCheckpointRequest
 	0,  // 8: aetcd.Propose.request:type_name -> aetcd.InternalRequest
-	41, // 9: aetcd.ReadReady.error:type_name -> aetcd.Error
-	42, // 10: aetcd.Persist.hard_state:type_name -> aetcd.HardState
-	43, // 11: aetcd.Persist.entries:type_name -> aetcd.Entry
-	44, // 12: aetcd.Persist.snapshot:type_name -> aetcd.SnapshotMeta
-	45, // 13: aetcd.Waiter.reply_to:type_name -> actor.PID
-	43, // 14: aetcd.Apply.entries:type_name -> aetcd.Entry
+	42, // 9: aetcd.ReadReady.error:type_name -> aetcd.Error
+	43, // 10: aetcd.Persist.hard_state:type_name -> aetcd.HardState
+	44, // 11: aetcd.Persist.entries:type_name -> aetcd.Entry
+	45, // 12: aetcd.Persist.snapshot:type_name -> aetcd.SnapshotMeta
+	46, // 13: aetcd.Waiter.reply_to:type_name -> actor.PID
+	44, // 14: aetcd.Apply.entries:type_name -> aetcd.Entry
 	8,  // 15: aetcd.Apply.waiters:type_name -> aetcd.Waiter
-	45, // 16: aetcd.WaitApplied.waiters:type_name -> actor.PID
-	46, // 17: aetcd.BackendCommitted.conf_state:type_name -> aetcd.ConfState
-	44, // 18: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
-	47, // 19: aetcd.MemberChange.request:type_name -> aetcd.ClientRequest
-	37, // 20: aetcd.ConfChangeContext.member:type_name -> aetcd.Member
-	45, // 21: aetcd.SendSnapshot.receiver:type_name -> actor.PID
-	44, // 22: aetcd.SnapshotChunk.meta:type_name -> aetcd.SnapshotMeta
-	45, // 23: aetcd.SnapshotChunk.ack_to:type_name -> actor.PID
-	37, // 24: aetcd.SnapshotChunk.members:type_name -> aetcd.Member
-	44, // 25: aetcd.SnapshotReceived.meta:type_name -> aetcd.SnapshotMeta
-	37, // 26: aetcd.SnapshotReceived.members:type_name -> aetcd.Member
-	44, // 27: aetcd.InstallSnapshot.meta:type_name -> aetcd.SnapshotMeta
-	48, // 28: aetcd.LeasesApplied.granted:type_name -> aetcd.LeaseRecord
-	49, // 29: aetcd.LeasesApplied.checkpoints:type_name -> aetcd.LeaseCheckpoint
-	50, // 30: aetcd.WatchEvents.events:type_name -> aetcd.Event
-	51, // 31: aetcd.WatchControl.request:type_name -> aetcd.WatchRequest
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	46, // 16: aetcd.WaitApplied.waiters:type_name -> actor.PID
+	47, // 17: aetcd.BackendCommitted.conf_state:type_name -> aetcd.ConfState
+	45, // 18: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	48, // 19: aetcd.MemberChange.request:type_name -> aetcd.ClientRequest
+	38, // 20: aetcd.ConfChangeContext.member:type_name -> aetcd.Member
+	46, // 21: aetcd.SendSnapshot.receiver:type_name -> actor.PID
+	45, // 22: aetcd.SnapshotChunk.meta:type_name -> aetcd.SnapshotMeta
+	46, // 23: aetcd.SnapshotChunk.ack_to:type_name -> actor.PID
+	38, // 24: aetcd.SnapshotChunk.members:type_name -> aetcd.Member
+	45, // 25: aetcd.SnapshotReceived.meta:type_name -> aetcd.SnapshotMeta
+	38, // 26: aetcd.SnapshotReceived.members:type_name -> aetcd.Member
+	45, // 27: aetcd.InstallSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	49, // 28: aetcd.LeasesApplied.granted:type_name -> aetcd.LeaseRecord
+	50, // 29: aetcd.LeasesApplied.checkpoints:type_name -> aetcd.LeaseCheckpoint
+	51, // 30: aetcd.WatchEvents.events:type_name -> aetcd.Event
+	52, // 31: aetcd.WatchControl.request:type_name -> aetcd.WatchRequest
+	42, // 32: aetcd.LeaderConfirmed.error:type_name -> aetcd.Error
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_proto_node_proto_init() }
@@ -2253,7 +2324,7 @@ func file_proto_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_node_proto_rawDesc), len(file_proto_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

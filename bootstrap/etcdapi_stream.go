@@ -1,0 +1,165 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/aetcd/aetcd/actors"
+	"github.com/aetcd/aetcd/messages"
+	"github.com/aetcd/aetcd/messages/rpcerr"
+	"github.com/aetcd/aetcd/persistence/mvcc"
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// watchFront is what the etcd Watch service needs of the member.
+type watchFront struct {
+	registry *actors.WatchRegistry
+	hubs     []*actor.PID
+	store    *mvcc.Store
+	// maxBytes is the fragment size (etcd's MaxRequestBytesWithOverhead).
+	maxBytes int
+	// sinkEvents bounds the event responses queued per stream.
+	sinkEvents int
+}
+
+// errWatchCanceled is etcd's ErrGRPCWatchCanceled: a watch stream whose
+// client went away ends with it.
+var errWatchCanceled = status.Error(codes.Canceled, "etcdserver: watch canceled")
+
+// registerStreams registers the Lease and Watch services on s.
+func (a *etcdAPI) registerStreams(s *grpc.Server) {
+	var anyImpl any
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "etcdserverpb.Lease",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{
+			unary(a, "LeaseGrant", func(r *messages.LeaseGrantRequest) *messages.ClientRequest {
+				return &messages.ClientRequest{Request: &messages.ClientRequest_LeaseGrant{LeaseGrant: r}}
+			}, func(r *messages.ClientResponse) proto.Message { return nonNil(r.GetLeaseGrant()) }),
+			unary(a, "LeaseRevoke", func(r *messages.LeaseRevokeRequest) *messages.ClientRequest {
+				return &messages.ClientRequest{Request: &messages.ClientRequest_LeaseRevoke{LeaseRevoke: r}}
+			}, func(r *messages.ClientResponse) proto.Message { return nonNil(r.GetLeaseRevoke()) }),
+			unary(a, "LeaseTimeToLive", func(r *messages.LeaseTimeToLiveRequest) *messages.ClientRequest {
+				return &messages.ClientRequest{Request: &messages.ClientRequest_LeaseTimeToLive{LeaseTimeToLive: r}}
+			}, func(r *messages.ClientResponse) proto.Message { return nonNil(r.GetLeaseTimeToLive()) }),
+			unary(a, "LeaseLeases", func(r *messages.LeaseLeasesRequest) *messages.ClientRequest {
+				return &messages.ClientRequest{Request: &messages.ClientRequest_LeaseLeases{LeaseLeases: r}}
+			}, func(r *messages.ClientResponse) proto.Message { return nonNil(r.GetLeaseLeases()) }),
+		},
+		Streams: []grpc.StreamDesc{{
+			StreamName:    "LeaseKeepAlive",
+			ServerStreams: true,
+			ClientStreams: true,
+			Handler:       func(_ any, stream grpc.ServerStream) error { return a.leaseKeepAlive(stream) },
+		}},
+		Metadata: "rpc.proto",
+	}, anyImpl)
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "etcdserverpb.Watch",
+		HandlerType: (*any)(nil),
+		Streams: []grpc.StreamDesc{{
+			StreamName:    "Watch",
+			ServerStreams: true,
+			ClientStreams: true,
+			Handler:       func(_ any, stream grpc.ServerStream) error { return a.watch(stream) },
+		}},
+		Metadata: "rpc.proto",
+	}, anyImpl)
+}
+
+// leaseKeepAlive serves one keep-alive stream as etcd's: requests are
+// answered one at a time, in order; an unknown lease answers TTL 0; any
+// other error ends the stream with etcd's status.
+func (a *etcdAPI) leaseKeepAlive(stream grpc.ServerStream) error {
+	ctx := stream.Context()
+	for {
+		req := new(messages.LeaseKeepAliveRequest)
+		if err := stream.RecvMsg(req); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		resp, err := a.ask(ctx, &messages.ClientRequest{Request: &messages.ClientRequest_LeaseKeepAlive{LeaseKeepAlive: req}})
+		if err != nil {
+			return err
+		}
+		out := resp.GetLeaseKeepAlive()
+		if out == nil {
+			return status.Error(codes.Internal, "aetcd: gateway answered with the wrong response type")
+		}
+		if err := stream.SendMsg(out); err != nil {
+			return err
+		}
+	}
+}
+
+// watch serves one Watch stream: a goroutine reads requests and hands them
+// to the stream's hub; this goroutine sends what the hub queues in the
+// stream's sink (prev_kv filled and fragments split here, off the hub).
+func (a *etcdAPI) watch(stream grpc.ServerStream) error {
+	wf := a.watches
+	ctx := stream.Context()
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("hasleader"); len(v) > 0 && v[0] == "true" && !a.hasLeader() {
+			return rpcerr.Status(rpcerr.NoLeader)
+		}
+	}
+	if a.isLearner() {
+		return rpcerr.Status(rpcerr.LearnerNotSupported)
+	}
+	id, sink := wf.registry.Open(wf.sinkEvents)
+	hub := wf.hubs[wf.registry.Shard(id)]
+	defer func() {
+		a.root.Send(hub, &messages.WatchControl{Stream: id, Close: true})
+		wf.registry.Close(id)
+	}()
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			req := new(messages.WatchRequest)
+			if err := stream.RecvMsg(req); err != nil {
+				if !errors.Is(err, io.EOF) {
+					recvErr <- err
+				}
+				// On EOF (the client closed its side) events keep
+				// flowing until the stream ends, as etcd's.
+				return
+			}
+			a.root.Send(hub, &messages.WatchControl{Stream: id, Request: req})
+		}
+	}()
+	var buf []actors.WatchOut
+	for {
+		select {
+		case err := <-recvErr:
+			if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
+				return errWatchCanceled
+			}
+			return err
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return errWatchCanceled
+			}
+			return ctx.Err()
+		case <-sink.Done():
+			return rpcerr.Status(rpcerr.Stopped)
+		case <-sink.Ready():
+			buf = sink.Take(buf)
+			view := wf.store.View()
+			for _, out := range buf {
+				for _, resp := range actors.ExpandWatchOut(out, view, wf.maxBytes) {
+					if err := stream.SendMsg(resp); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+}
