@@ -401,7 +401,10 @@ func (l *lessor) serve(ctx actor.Context, p pendingRenewal, now time.Time) {
 		return
 	}
 	c := l.clockOf(id, now)
-	if c == nil || c.revoking || (c.index >= 0 && !c.expiry.After(now)) {
+	// The header's revision was read before the store's lease table: a
+	// revoke applied by then is seen, so no answer keeps alive a lease
+	// at a revision where it is already gone (as etcd's keep-alive header).
+	if c == nil || c.revoking || (c.index >= 0 && !c.expiry.After(now)) || !l.store.HasLease(id) {
 		if c == nil && l.env.State.AppliedIndex.Load() < l.env.State.CommitIndex.Load() && p.applied == 0 {
 			p.applied = l.env.State.CommitIndex.Load()
 			l.unknown = append(l.unknown, p)

@@ -80,7 +80,8 @@ func panicOnKillHook(next actor.ReceiverFunc) actor.ReceiverFunc {
 }
 
 // KillActor kills the member's actor name (actors.GatewayName, RaftName,
-// WALName, ApplierName or SnapshotReceiverName), for fault-injection tests.
+// WALName, ApplierName, SnapshotReceiverName, LessorName, or a watch hub:
+// WatchHubPrefix followed by its index), for fault-injection tests.
 // how is "stop" (protoactor Stop: queued messages are dropped), "poison"
 // (queued messages are processed first) or "panic" (the actor panics on its
 // next message). Every one makes the member fail-stop: Done closes and Err
@@ -99,8 +100,17 @@ func (m *Member) KillActor(name, how string) error {
 		pid = m.applierPID
 	case actors.SnapshotReceiverName:
 		pid = m.snapPID
+	case actors.LessorName:
+		pid = m.lessorPID
 	default:
-		return fmt.Errorf("kill actor: no actor %q", name)
+		for i, hub := range m.hubPIDs {
+			if name == fmt.Sprintf("%s%d", actors.WatchHubPrefix, i) {
+				pid = hub
+			}
+		}
+		if pid == nil {
+			return fmt.Errorf("kill actor: no actor %q", name)
+		}
 	}
 	switch how {
 	case "stop":

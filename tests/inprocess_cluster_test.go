@@ -54,7 +54,8 @@ func TestInProcessClusterBasic(t *testing.T) {
 }
 
 // TestInProcessKillOtherActors: stopping, poisoning or panicking the
-// gateway, the applier or the snapshot receiver fail-stops the member too,
+// gateway, the applier, the snapshot receiver, the lease ticker or a watch
+// hub fail-stops the member too,
 // and the member restarted on its data dir catches up.
 func TestInProcessKillOtherActors(t *testing.T) {
 	checkNoGoroutineLeak(t)
@@ -63,8 +64,10 @@ func TestInProcessKillOtherActors(t *testing.T) {
 		{actors.GatewayName, "stop"},
 		{actors.ApplierName, "poison"},
 		{actors.SnapshotReceiverName, "panic"},
+		{actors.LessorName, "panic"},
+		{actors.WatchHubPrefix + "1", "stop"},
 	} {
-		victim := c.members[i]
+		victim := c.members[i%len(c.members)]
 		ctx, cancel := reqCtx()
 		_, err := c.client(c.others(victim)...).Put(ctx, "other/"+tc.actor, tc.how)
 		cancel()

@@ -295,3 +295,7 @@ func (s *Store) restoreLeases(b *bolt.Bucket, leaseOf map[string]int64) error {
 	s.leases.replace(t)
 	return nil
 }
+
+// HasLease reports whether lease id exists, as Lease does but without
+// copying its keys. Safe on any goroutine.
+func (s *Store) HasLease(id int64) bool { return s.leases.exists(id) }
