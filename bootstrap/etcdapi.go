@@ -26,6 +26,9 @@ type etcdAPI struct {
 	hasLeader func() bool
 	isLearner func() bool
 	watches   *watchFront
+	// election is the election timeout (how often streams that require a
+	// leader check for one).
+	election time.Duration
 }
 
 // ask sends req to the gateway and waits for its answer.

@@ -12,7 +12,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -77,7 +76,24 @@ func (a *etcdAPI) registerStreams(s *grpc.Server) {
 // answered one at a time, in order; an unknown lease answers TTL 0; any
 // other error ends the stream with etcd's status.
 func (a *etcdAPI) leaseKeepAlive(stream grpc.ServerStream) error {
-	ctx := stream.Context()
+	ctx, cancel, err := a.requireLeader(stream.Context())
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- a.keepAliveLoop(ctx, stream) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		// The loop may sit in RecvMsg; returning ends the stream, which
+		// ends it too.
+		return streamEnded(ctx)
+	}
+}
+
+func (a *etcdAPI) keepAliveLoop(ctx context.Context, stream grpc.ServerStream) error {
 	for {
 		req := new(messages.LeaseKeepAliveRequest)
 		if err := stream.RecvMsg(req); err != nil {
@@ -105,12 +121,11 @@ func (a *etcdAPI) leaseKeepAlive(stream grpc.ServerStream) error {
 // stream's sink (prev_kv filled and fragments split here, off the hub).
 func (a *etcdAPI) watch(stream grpc.ServerStream) error {
 	wf := a.watches
-	ctx := stream.Context()
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("hasleader"); len(v) > 0 && v[0] == "true" && !a.hasLeader() {
-			return rpcerr.Status(rpcerr.NoLeader)
-		}
+	ctx, cancel, err := a.requireLeader(stream.Context())
+	if err != nil {
+		return err
 	}
+	defer cancel()
 	if a.isLearner() {
 		return rpcerr.Status(rpcerr.LearnerNotSupported)
 	}
@@ -144,10 +159,11 @@ func (a *etcdAPI) watch(stream grpc.ServerStream) error {
 			}
 			return err
 		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.Canceled) {
+			err := streamEnded(ctx)
+			if errors.Is(err, context.Canceled) {
 				return errWatchCanceled
 			}
-			return ctx.Err()
+			return err
 		case <-sink.Done():
 			return rpcerr.Status(rpcerr.Stopped)
 		case <-sink.Ready():

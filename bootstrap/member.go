@@ -507,6 +507,7 @@ func (m *Member) serveClients() error {
 	api := &etcdAPI{root: m.system.Root, gateway: m.gatewayPID, timeout: m.cfg.RequestTimeout,
 		hasLeader: func() bool { return m.state.Leader.Load() != 0 },
 		isLearner: m.state.IsLearner.Load,
+		election:  m.cfg.ElectionTimeout,
 		watches: &watchFront{registry: m.watches, hubs: m.hubPIDs, store: m.store,
 			maxBytes: m.cfg.MaxRequestBytes + 512*1024, sinkEvents: watchSinkEvents}}
 	api.register(m.grpcSrv)

@@ -2,11 +2,13 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -167,4 +169,55 @@ func TestClusterWatchLeaderFailover(t *testing.T) {
 		}
 	}
 	t.Logf("%d events through revision %d; %d acknowledged puts", len(history), rev, len(acked))
+}
+
+// TestClusterWatchRequireLeader: a watch opened with WithRequireLeader on a
+// member that loses its leader (the other two members killed) ends with
+// etcd's "no leader" error after a few election timeouts (etcd's
+// monitorLeader), so the client can go elsewhere; and a new one is refused.
+func TestClusterWatchRequireLeader(t *testing.T) {
+	c := startCluster(t, 3)
+	c.waitLeader(10*time.Second, c.members...)
+	survivor := c.members[0]
+	cli := c.client(survivor)
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wch := cli.Watch(clientv3.WithRequireLeader(ctx), "rl/", clientv3.WithPrefix())
+	kctx, kcancel := context.WithCancel(ctx)
+	defer kcancel()
+	ka, err := cli.KeepAlive(clientv3.WithRequireLeader(kctx), mustGrant(t, cli, 60))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-ka
+	for _, m := range c.others(survivor) {
+		c.kill9(m)
+	}
+	start := time.Now()
+	var werr error
+	for resp := range wch {
+		if werr = resp.Err(); werr != nil {
+			break
+		}
+	}
+	if !errors.Is(werr, rpctypes.ErrNoLeader) {
+		t.Fatalf("watch ended with %v, want %v", werr, rpctypes.ErrNoLeader)
+	}
+	t.Logf("watch ended with %q %v after the leader was lost", werr, time.Since(start).Round(time.Millisecond))
+	wch = cli.Watch(clientv3.WithRequireLeader(ctx), "rl/", clientv3.WithPrefix())
+	if resp := <-wch; !errors.Is(resp.Err(), rpctypes.ErrNoLeader) {
+		t.Fatalf("a new watch without a leader: %v, want %v", resp.Err(), rpctypes.ErrNoLeader)
+	}
+}
+
+func mustGrant(t *testing.T, cli *clientv3.Client, ttl int64) clientv3.LeaseID {
+	t.Helper()
+	ctx, cancel := reqCtx()
+	defer cancel()
+	resp, err := cli.Grant(ctx, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.ID
 }
