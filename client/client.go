@@ -38,6 +38,10 @@ type Config struct {
 	ListenAddr string
 	// Logger receives protoactor's logs; nil discards them.
 	Logger *slog.Logger
+	// WatchHeartbeat is how often a watch stream sends its member a
+	// heartbeat and checks that it answers. Zero means
+	// DefaultWatchHeartbeat.
+	WatchHeartbeat time.Duration
 }
 
 // Client sends requests to members' gateway actors. Create it with New and
@@ -45,6 +49,7 @@ type Config struct {
 type Client struct {
 	endpoints []string
 	timeout   time.Duration
+	heartbeat time.Duration
 	system    *actor.ActorSystem
 	remote    *remote.Remote
 
@@ -52,6 +57,7 @@ type Client struct {
 
 	mu        sync.Mutex
 	connected map[string]bool // endpoints protoactor holds a connection to
+	watches   map[*watchStream]struct{}
 	sub       *eventstream.Subscription
 	sendMu    sync.RWMutex
 	closing   bool // under sendMu: no more sends
@@ -73,6 +79,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultRequestTimeout
+	}
+	c.heartbeat = cfg.WatchHeartbeat
+	if c.heartbeat <= 0 {
+		c.heartbeat = DefaultWatchHeartbeat
 	}
 	for _, ep := range cfg.Endpoints {
 		ep = strings.TrimSpace(ep)
@@ -374,6 +384,7 @@ func (c *Client) trackEndpoints(evt any) {
 		c.connected[e.Address] = true
 	case *remote.EndpointTerminatedEvent:
 		delete(c.connected, e.Address)
+		c.watchesLost(e.Address)
 	}
 }
 

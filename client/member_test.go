@@ -53,9 +53,11 @@ func runFakeMember(mode string) int {
 		return 2
 	}
 	var answer func(*messages.ClientRequest) *messages.ClientResponse
+	var store *fakeStore
 	switch mode {
 	case "kv":
-		answer = kvStore()
+		store = newFakeStore()
+		answer = store.answer
 	case "silent":
 		answer = func(*messages.ClientRequest) *messages.ClientResponse { return nil }
 	case "wrongtype":
@@ -71,6 +73,10 @@ func runFakeMember(mode string) int {
 		gateway := func(ctx actor.Context) {
 			req, ok := ctx.Message().(*messages.ClientRequest)
 			if !ok {
+				return
+			}
+			if w := req.GetWatch(); w != nil && store != nil {
+				store.watch(ctx, w)
 				return
 			}
 			fmt.Fprintf(os.Stderr, "request %T\n", req.Request)
@@ -89,40 +95,56 @@ func runFakeMember(mode string) int {
 	return 0
 }
 
-// kvStore answers put and range like a tiny store (one goroutine at a time:
-// the gateway actor), and etcd's error for an empty key.
-func kvStore() func(*messages.ClientRequest) *messages.ClientResponse {
-	store := map[string]*messages.KeyValue{}
-	rev := int64(1)
-	return func(req *messages.ClientRequest) *messages.ClientResponse {
-		switch r := req.Request.(type) {
-		case *messages.ClientRequest_Put:
-			if len(r.Put.Key) == 0 {
-				return rpcerr.Response(rpcerr.EmptyKey)
-			}
-			rev++
-			prev := store[string(r.Put.Key)]
-			kv := &messages.KeyValue{Key: r.Put.Key, Value: r.Put.Value, CreateRevision: rev, ModRevision: rev, Version: 1}
-			if prev != nil {
-				kv.CreateRevision, kv.Version = prev.CreateRevision, prev.Version+1
-			}
-			store[string(r.Put.Key)] = kv
-			resp := &messages.PutResponse{Header: header(rev)}
-			if r.Put.PrevKv {
-				resp.PrevKv = prev
-			}
-			return &messages.ClientResponse{Response: &messages.ClientResponse_Put{Put: resp}}
-		case *messages.ClientRequest_Range:
-			resp := &messages.RangeResponse{Header: header(rev)}
-			if kv := store[string(r.Range.Key)]; kv != nil {
-				resp.Kvs, resp.Count = []*messages.KeyValue{kv}, 1
-			}
-			return &messages.ClientResponse{Response: &messages.ClientResponse_Range{Range: resp}}
-		case *messages.ClientRequest_Status:
-			return &messages.ClientResponse{Response: &messages.ClientResponse_Status{Status: &messages.StatusResponse{Header: header(rev), Version: "3.6.6"}}}
+// fakeStore answers put and range like a tiny store (one goroutine at a
+// time: the gateway actor), and etcd's error for an empty key. Leases and
+// watches are in store_test.go.
+type fakeStore struct {
+	kvs     map[string]*messages.KeyValue
+	rev     int64
+	leases  map[int64]int64 // ID → granted TTL
+	streams map[string]*fakeStream
+	send    func(*actor.PID, *messages.WatchResponse) // set by the first watch request
+}
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{kvs: map[string]*messages.KeyValue{}, rev: 1, leases: map[int64]int64{}, streams: map[string]*fakeStream{}}
+}
+
+func (f *fakeStore) answer(req *messages.ClientRequest) *messages.ClientResponse {
+	switch r := req.Request.(type) {
+	case *messages.ClientRequest_Put:
+		if len(r.Put.Key) == 0 {
+			return rpcerr.Response(rpcerr.EmptyKey)
 		}
-		return rpcerr.Response(&messages.Error{Code: uint32(codes.Unimplemented), Message: "fake: not implemented"})
+		if r.Put.Lease != 0 && f.leases[r.Put.Lease] == 0 {
+			return rpcerr.Response(rpcerr.LeaseNotFound)
+		}
+		f.rev++
+		prev := f.kvs[string(r.Put.Key)]
+		kv := &messages.KeyValue{Key: r.Put.Key, Value: r.Put.Value, CreateRevision: f.rev, ModRevision: f.rev, Version: 1, Lease: r.Put.Lease}
+		if prev != nil {
+			kv.CreateRevision, kv.Version = prev.CreateRevision, prev.Version+1
+		}
+		f.kvs[string(r.Put.Key)] = kv
+		f.notify(&messages.Event{Kv: kv, PrevKv: prev})
+		resp := &messages.PutResponse{Header: header(f.rev)}
+		if r.Put.PrevKv {
+			resp.PrevKv = prev
+		}
+		return &messages.ClientResponse{Response: &messages.ClientResponse_Put{Put: resp}}
+	case *messages.ClientRequest_Range:
+		resp := &messages.RangeResponse{Header: header(f.rev)}
+		if kv := f.kvs[string(r.Range.Key)]; kv != nil {
+			resp.Kvs, resp.Count = []*messages.KeyValue{kv}, 1
+		}
+		return &messages.ClientResponse{Response: &messages.ClientResponse_Range{Range: resp}}
+	case *messages.ClientRequest_Status:
+		return &messages.ClientResponse{Response: &messages.ClientResponse_Status{Status: &messages.StatusResponse{Header: header(f.rev), Version: "3.6.6"}}}
 	}
+	if resp := f.lease(req); resp != nil {
+		return resp
+	}
+	return rpcerr.Response(&messages.Error{Code: uint32(codes.Unimplemented), Message: "fake: not implemented"})
 }
 
 func header(rev int64) *messages.ResponseHeader {

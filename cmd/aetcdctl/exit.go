@@ -11,6 +11,8 @@ const (
 	exitBadConnection = 2   // the client could not be created
 	exitInvalidInput  = 3   // malformed txn input
 	exitBadFeature    = 4   // a valid flag with an unsupported value
+	exitWatchCanceled = 5   // cobrautl.ExitInterrupted: a watch ended by the member
+	exitInterrupted   = 130 // stopped by SIGINT or SIGTERM (the shell's code for SIGINT)
 	exitBadArgs       = 128 // wrong arguments for a command
 )
 

@@ -51,6 +51,15 @@ type kvClient interface {
 	StatusAt(ctx context.Context, endpoint string) (*messages.StatusResponse, error)
 	// Do sends any request; the member commands use it (member.go).
 	Do(context.Context, *messages.ClientRequest) (*messages.ClientResponse, error)
+	// The lease commands (lease.go).
+	Grant(ctx context.Context, ttl, id int64) (*messages.LeaseGrantResponse, error)
+	Revoke(ctx context.Context, id int64) (*messages.LeaseRevokeResponse, error)
+	KeepAliveOnce(ctx context.Context, id int64) (*messages.LeaseKeepAliveResponse, error)
+	KeepAlive(ctx context.Context, id int64) (<-chan *messages.LeaseKeepAliveResponse, error)
+	TimeToLive(ctx context.Context, id int64, keys bool) (*messages.LeaseTimeToLiveResponse, error)
+	Leases(ctx context.Context) (*messages.LeaseLeasesResponse, error)
+	// Watch opens a watch (watch.go).
+	Watch(ctx context.Context, req *messages.WatchCreateRequest) (<-chan client.WatchResponse, error)
 	Close() error
 }
 
@@ -113,17 +122,23 @@ type command interface {
 // commands maps names to constructors. A subcommand's name is its group's
 // name, a space and its own ("member add"); a group has no constructor.
 var commands = map[string]func() command{
-	"get":             func() command { return &getCommand{} },
-	"put":             func() command { return &putCommand{} },
-	"del":             func() command { return &delCommand{} },
-	"txn":             func() command { return &txnCommand{} },
-	"compaction":      func() command { return &compactionCommand{} },
-	"endpoint status": func() command { return &endpointStatusCommand{} },
-	"member add":      func() command { return &memberAddCommand{} },
-	"member remove":   func() command { return &memberRemoveCommand{} },
-	"member update":   func() command { return &memberUpdateCommand{} },
-	"member list":     func() command { return &memberListCommand{} },
-	"member promote":  func() command { return &memberPromoteCommand{} },
+	"get":              func() command { return &getCommand{} },
+	"put":              func() command { return &putCommand{} },
+	"del":              func() command { return &delCommand{} },
+	"txn":              func() command { return &txnCommand{} },
+	"compaction":       func() command { return &compactionCommand{} },
+	"endpoint status":  func() command { return &endpointStatusCommand{} },
+	"member add":       func() command { return &memberAddCommand{} },
+	"member remove":    func() command { return &memberRemoveCommand{} },
+	"member update":    func() command { return &memberUpdateCommand{} },
+	"member list":      func() command { return &memberListCommand{} },
+	"member promote":   func() command { return &memberPromoteCommand{} },
+	"lease grant":      func() command { return &leaseGrantCommand{} },
+	"lease revoke":     func() command { return &leaseRevokeCommand{} },
+	"lease timetolive": func() command { return &leaseTimeToLiveCommand{} },
+	"lease list":       func() command { return &leaseListCommand{} },
+	"lease keep-alive": func() command { return &leaseKeepAliveCommand{} },
+	"watch":            func() command { return &watchCommand{} },
 }
 
 // commandUsage lists commands and groups in the order usage prints them.
@@ -133,6 +148,13 @@ var commandUsage = []struct{ name, use, short string }{
 	{"del", "del [options] <key> [range_end]", "Removes the specified key or range of keys [key, range_end)"},
 	{"txn", "txn [options]", "Txn processes all the requests in one transaction"},
 	{"compaction", "compaction [options] <revision>", "Compacts the event history in aetcd"},
+	{"watch", "watch [options] <key or prefix> [range_end]", "Watches events stream on keys or prefixes"},
+	{"lease", "lease <subcommand>", "Lease related commands"},
+	{"lease grant", "lease grant <ttl>", "Creates leases"},
+	{"lease revoke", "lease revoke <leaseID>", "Revokes leases"},
+	{"lease timetolive", "lease timetolive <leaseID> [options]", "Get lease information"},
+	{"lease list", "lease list", "List all active leases"},
+	{"lease keep-alive", "lease keep-alive [options] <leaseID>", "Keeps leases alive (renew)"},
 	{"endpoint", "endpoint <subcommand>", "Endpoint related commands"},
 	{"endpoint status", "endpoint status", "Prints out the status of the endpoints in --endpoints"},
 	{"member", "member <subcommand>", "Membership related commands"},

@@ -26,6 +26,13 @@ type fakeKV struct {
 	member   *messages.ClientResponse // the answer to Do
 	err      error
 	closed   bool
+	// The lease and watch answers (lease_test.go).
+	grantR     *messages.LeaseGrantResponse
+	revokeR    *messages.LeaseRevokeResponse
+	keepAliveR []*messages.LeaseKeepAliveResponse // KeepAlive sends them all
+	ttlR       *messages.LeaseTimeToLiveResponse
+	leasesR    *messages.LeaseLeasesResponse
+	watchR     []client.WatchResponse
 }
 
 func (f *fakeKV) Range(_ context.Context, r *messages.RangeRequest) (*messages.RangeResponse, error) {

@@ -29,6 +29,14 @@ type printer interface {
 	MemberUpdate(id uint64, r *messages.MemberUpdateResponse) error
 	MemberPromote(id uint64, r *messages.MemberPromoteResponse) error
 	MemberList(*messages.MemberListResponse) error
+	Grant(*messages.LeaseGrantResponse) error
+	// Revoke gets the ID the command was given.
+	Revoke(id int64, r *messages.LeaseRevokeResponse) error
+	KeepAlive(*messages.LeaseKeepAliveResponse) error
+	// TimeToLive gets whether the attached keys were asked for.
+	TimeToLive(r *messages.LeaseTimeToLiveResponse, keys bool) error
+	Leases(*messages.LeaseLeasesResponse) error
+	Watch(*messages.WatchResponse) error
 }
 
 // endpointStatus is one row of `endpoint status`.
