@@ -1155,6 +1155,11 @@ func TestWatchClusterSnapshot(t *testing.T) {
 	writeConcurrently(t, writer, 4, "ws/b/", 0, 6500)
 	c.signal(stopped, syscall.SIGCONT)
 	last := writeN(t, writer, "ws/c/", 0, 300)
+	// The members first (a stall there is not the watch's), then the
+	// watches.
+	if rev, _ := c.waitConverged(30*time.Second, "ws/", c.members...); rev != last {
+		t.Fatalf("members converged at revision %d, want %d", rev, last)
+	}
 	waitWatches(t, watches, last)
 	if !strings.Contains(stopped.logOf(), snapInstalledMsg) {
 		t.Errorf("%s caught up without installing a snapshot", stopped.name)
