@@ -334,7 +334,10 @@ func (h *watchHub) catchUp() {
 				return
 			}
 			h.compactRev = max(h.compactRev, res.CompactRev)
+			// etcd's cancel of a compacted watcher carries header
+			// revision 0 (its mvcc response has no revision).
 			hdr := h.header()
+			hdr.Revision = 0
 			for w := range h.unsynced {
 				if w.minRev < res.CompactRev {
 					h.remove(w)
