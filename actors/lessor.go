@@ -104,6 +104,10 @@ const maxCheckpointBatch = 1000
 // it is proposed again (the proposal may be lost in a leader change).
 const expiredRetry = 3 * time.Second
 
+// forwardRetry is the pause between attempts to forward a request to the
+// leader's ticker (and the shortest attempt).
+const forwardRetry = 50 * time.Millisecond
+
 // NewLessorProps returns the props of a lease ticker over store; raft is
 // the member's raft node (revokes and checkpoints are proposed to it).
 func NewLessorProps(env *Env, cfg LessorConfig, store *mvcc.Store, raft *actor.PID) *actor.Props {
@@ -307,23 +311,49 @@ func (l *lessor) onClientRequest(ctx actor.Context, req *messages.ClientRequest)
 	l.confirm(ctx)
 }
 
+// forward sends req on to the leader's ticker and relays its answer to the
+// client, as etcd's LeaseRenew forwards a renewal: it waits for a leader
+// while there is none, and a leader that does not answer within an
+// election timeout (killed, paused, cut off) or answers with an error is
+// asked again, or its successor once one is elected, until the request
+// timeout. Without this a keep-alive sent to a dead leader held the
+// client's keep-alive stream for the whole request timeout, longer than
+// short TTLs, so clients gave their leases up in a failover.
 func (l *lessor) forward(ctx actor.Context, req *messages.ClientRequest) {
-	leader := l.env.State.Leader.Load()
-	if leader == 0 {
-		ctx.Respond(rpcerr.Response(rpcerr.NoLeader))
-		return
-	}
 	if req.Forwarded || l.cfg.PeerPID == nil {
 		ctx.Respond(rpcerr.Response(rpcerr.NotLeader))
 		return
 	}
-	addrs := l.env.State.PeerAddrs.Load()
-	if addrs == nil || (*addrs)[leader] == "" {
-		ctx.Respond(rpcerr.Response(rpcerr.NoLeader))
-		return
-	}
+	root, replyTo, state, peerPID := ctx.ActorSystem().Root, ctx.Sender(), l.env.State, l.cfg.PeerPID
 	fwd := &messages.ClientRequest{Request: req.Request, Forwarded: true}
-	ctx.RequestWithCustomSender(l.cfg.PeerPID((*addrs)[leader], LessorName), fwd, ctx.Sender())
+	attempt := max(l.cfg.ElectionTimeout, forwardRetry)
+	deadline := time.Now().Add(l.cfg.RequestTimeout)
+	go func() {
+		last := rpcerr.Timeout
+		for {
+			left := time.Until(deadline)
+			if left <= 0 {
+				root.Send(replyTo, rpcerr.Response(last))
+				return
+			}
+			leader, addrs := state.Leader.Load(), state.PeerAddrs.Load()
+			if leader == 0 || addrs == nil || (*addrs)[leader] == "" {
+				last = rpcerr.NoLeader
+				time.Sleep(min(forwardRetry, left))
+				continue
+			}
+			res, err := root.RequestFuture(peerPID((*addrs)[leader], LessorName), fwd, min(attempt, left)).Result()
+			if resp, ok := res.(*messages.ClientResponse); err == nil && ok {
+				if resp.GetError() == nil || rpcerr.Is(resp.GetError(), rpcerr.LeaseNotFound) {
+					root.Send(replyTo, resp)
+					return
+				}
+				last = resp.GetError()
+			}
+			// A dead letter fails at once: pause before the next attempt.
+			time.Sleep(max(min(forwardRetry, time.Until(deadline)), 0))
+		}
+	}()
 }
 
 // confirm starts a leadership confirmation round for what waits, if none
