@@ -324,7 +324,7 @@ func (l *lessor) forward(ctx actor.Context, req *messages.ClientRequest) {
 		ctx.Respond(rpcerr.Response(rpcerr.NotLeader))
 		return
 	}
-	root, replyTo, state, peerPID := ctx.ActorSystem().Root, ctx.Sender(), l.env.State, l.cfg.PeerPID
+	root, self, replyTo, state, peerPID := ctx.ActorSystem().Root, ctx.Self(), ctx.Sender(), l.env.State, l.cfg.PeerPID
 	fwd := &messages.ClientRequest{Request: req.Request, Forwarded: true}
 	attempt := max(l.cfg.ElectionTimeout, forwardRetry)
 	deadline := time.Now().Add(l.cfg.RequestTimeout)
@@ -337,12 +337,20 @@ func (l *lessor) forward(ctx actor.Context, req *messages.ClientRequest) {
 				return
 			}
 			leader, addrs := state.Leader.Load(), state.PeerAddrs.Load()
-			if leader == 0 || addrs == nil || (*addrs)[leader] == "" {
+			to, msg := self, req
+			switch {
+			case leader == state.MemberID:
+				// This member was elected meanwhile: its own ticker serves
+				// the request (not its peer address, which need not be
+				// where its actors listen).
+			case leader == 0 || addrs == nil || (*addrs)[leader] == "":
 				last = rpcerr.NoLeader
 				time.Sleep(min(forwardRetry, left))
 				continue
+			default:
+				to, msg = peerPID((*addrs)[leader], LessorName), fwd
 			}
-			res, err := root.RequestFuture(peerPID((*addrs)[leader], LessorName), fwd, min(attempt, left)).Result()
+			res, err := root.RequestFuture(to, msg, min(attempt, left)).Result()
 			if resp, ok := res.(*messages.ClientResponse); err == nil && ok {
 				if resp.GetError() == nil || rpcerr.Is(resp.GetError(), rpcerr.LeaseNotFound) {
 					root.Send(replyTo, resp)
