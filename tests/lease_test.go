@@ -562,13 +562,17 @@ func TestLeaseRestart(t *testing.T) {
 		}
 	}
 	cli.Close()
+	stopping := time.Now()
 	if err := m.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("stopped in %v", time.Since(stopping))
 	// Down for longer than the short TTL.
 	time.Sleep(shortTTL*time.Second + 500*time.Millisecond)
+	restarting := time.Now()
 	m = startMember(t, dir)
 	started := time.Now()
+	t.Logf("restarted in %v", started.Sub(restarting))
 	cli = newClient(t, m.ClientAddrs()[0])
 	ctx = ctxT(t)
 
