@@ -11,6 +11,7 @@ import (
 	"github.com/aetcd/aetcd/persistence/mvcc"
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
+	"google.golang.org/protobuf/proto"
 )
 
 // LessorName is the name of a member's lease ticker.
@@ -326,6 +327,7 @@ func (l *lessor) forward(ctx actor.Context, req *messages.ClientRequest) {
 	}
 	root, self, replyTo, state, peerPID := ctx.ActorSystem().Root, ctx.Self(), ctx.Sender(), l.env.State, l.cfg.PeerPID
 	fwd := &messages.ClientRequest{Request: req.Request, Forwarded: true}
+	local := l.header()
 	attempt := max(l.cfg.ElectionTimeout, forwardRetry)
 	deadline := time.Now().Add(l.cfg.RequestTimeout)
 	go func() {
@@ -353,6 +355,9 @@ func (l *lessor) forward(ctx actor.Context, req *messages.ClientRequest) {
 			res, err := root.RequestFuture(to, msg, min(attempt, left)).Result()
 			if resp, ok := res.(*messages.ClientResponse); err == nil && ok {
 				if resp.GetError() == nil || rpcerr.Is(resp.GetError(), rpcerr.LeaseNotFound) {
+					if to != self {
+						resp = relayed(resp, local, state.Term.Load())
+					}
 					root.Send(replyTo, resp)
 					return
 				}
@@ -426,8 +431,7 @@ func (l *lessor) onLeaderConfirmed(ctx actor.Context, msg *messages.LeaderConfir
 // serve answers a keep-alive or time-to-live query on the confirmed
 // primary.
 func (l *lessor) serve(ctx actor.Context, p pendingRenewal, now time.Time) {
-	hdr := &messages.ResponseHeader{ClusterId: l.env.State.ClusterID, MemberId: l.env.State.MemberID,
-		Revision: l.store.View().Rev(), RaftTerm: l.env.State.Term.Load()}
+	hdr := l.header()
 	var id int64
 	switch r := p.req.Request.(type) {
 	case *messages.ClientRequest_LeaseKeepAlive:
@@ -471,6 +475,32 @@ func (l *lessor) serve(ctx actor.Context, p pendingRenewal, now time.Time) {
 		}
 		ctx.Send(p.replyTo, &messages.ClientResponse{Response: &messages.ClientResponse_LeaseTimeToLive{LeaseTimeToLive: resp}})
 	}
+}
+
+// header is this member's response header now.
+func (l *lessor) header() *messages.ResponseHeader {
+	return &messages.ResponseHeader{ClusterId: l.env.State.ClusterID, MemberId: l.env.State.MemberID,
+		Revision: l.store.View().Rev(), RaftTerm: l.env.State.Term.Load()}
+}
+
+// relayed is the leader's answer to a forwarded request with this
+// member's header, as etcd's lease server fills it: a keep-alive's is the
+// one taken when the request arrived (its revision predates the renewal),
+// a time-to-live's keeps the leader's revision.
+func relayed(resp *messages.ClientResponse, local *messages.ResponseHeader, term uint64) *messages.ClientResponse {
+	out := proto.Clone(resp).(*messages.ClientResponse)
+	switch r := out.Response.(type) {
+	case *messages.ClientResponse_LeaseKeepAlive:
+		r.LeaseKeepAlive.Header = local
+	case *messages.ClientResponse_LeaseTimeToLive:
+		h := &messages.ResponseHeader{ClusterId: local.ClusterId, MemberId: local.MemberId,
+			Revision: r.LeaseTimeToLive.GetHeader().GetRevision(), RaftTerm: term}
+		if h.Revision == 0 {
+			h.Revision = local.Revision
+		}
+		r.LeaseTimeToLive.Header = h
+	}
+	return out
 }
 
 // answerUnknown answers for a lease that does not exist (or expired):
