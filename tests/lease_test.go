@@ -699,12 +699,16 @@ func TestLeaseClusterFailover(t *testing.T) {
 	if err != nil || ka.TTL != 30 {
 		t.Fatalf("keep-alive through a follower: %v %v", ka, err)
 	}
+	// etcd's lease server fills the header of the member serving the client.
 	if ka.ResponseHeader.MemberId != f2.id {
-		t.Logf("NOTE: keep-alive through %s answered with member_id %x (etcd: the serving member's %x)", f2.name, ka.ResponseHeader.MemberId, f2.id)
+		t.Errorf("keep-alive through %s answered with member_id %x, want its own %x", f2.name, ka.ResponseHeader.MemberId, f2.id)
 	}
 	tl, err := cli1.TimeToLive(ctx, checkpointed.ID)
 	if err != nil || tl.GrantedTTL != 30 || tl.TTL < 28 {
 		t.Fatalf("time-to-live on a follower: %+v %v", tl, err)
+	}
+	if tl.ResponseHeader.MemberId != f1.id || tl.ResponseHeader.Revision == 0 {
+		t.Errorf("time-to-live on %s answered with header %v, want its own member_id %x", f1.name, tl.ResponseHeader, f1.id)
 	}
 	if _, err := cli2.KeepAliveOnce(ctx, 999_999); err != rpctypes.ErrLeaseNotFound {
 		t.Fatalf("keep-alive of an unknown lease through a follower: %v", err)
