@@ -219,6 +219,9 @@ func (l *lessor) promote(now time.Time) {
 			left = c.remaining
 		}
 		c.expiry = now.Add(l.cfg.ElectionTimeout + time.Duration(left)*time.Second)
+		// A revoke proposed in an earlier term may have been lost: the
+		// lease exists, so it lives again until it expires again.
+		c.revoking = false
 		clocks = append(clocks, c)
 	}
 	sort.Slice(clocks, func(i, j int) bool { return clocks[i].expiry.Before(clocks[j].expiry) })
