@@ -11,6 +11,7 @@ import (
 	"github.com/aetcd/aetcd/persistence/mvcc"
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
+	"google.golang.org/protobuf/proto"
 )
 
 // LessorName is the name of a member's lease ticker.
@@ -103,6 +104,10 @@ const maxCheckpointBatch = 1000
 // expiredRetry is how long a lease whose revoke was proposed waits before
 // it is proposed again (the proposal may be lost in a leader change).
 const expiredRetry = 3 * time.Second
+
+// forwardRetry is the pause between attempts to forward a request to the
+// leader's ticker (and the shortest attempt).
+const forwardRetry = 50 * time.Millisecond
 
 // NewLessorProps returns the props of a lease ticker over store; raft is
 // the member's raft node (revokes and checkpoints are proposed to it).
@@ -214,6 +219,9 @@ func (l *lessor) promote(now time.Time) {
 			left = c.remaining
 		}
 		c.expiry = now.Add(l.cfg.ElectionTimeout + time.Duration(left)*time.Second)
+		// A revoke proposed in an earlier term may have been lost: the
+		// lease exists, so it lives again until it expires again.
+		c.revoking = false
 		clocks = append(clocks, c)
 	}
 	sort.Slice(clocks, func(i, j int) bool { return clocks[i].expiry.Before(clocks[j].expiry) })
@@ -307,23 +315,61 @@ func (l *lessor) onClientRequest(ctx actor.Context, req *messages.ClientRequest)
 	l.confirm(ctx)
 }
 
+// forward sends req on to the leader's ticker and relays its answer to the
+// client, as etcd's LeaseRenew forwards a renewal: it waits for a leader
+// while there is none, and a leader that does not answer within an
+// election timeout (killed, paused, cut off) or answers with an error is
+// asked again, or its successor once one is elected, until the request
+// timeout. Without this a keep-alive sent to a dead leader held the
+// client's keep-alive stream for the whole request timeout, longer than
+// short TTLs, so clients gave their leases up in a failover.
 func (l *lessor) forward(ctx actor.Context, req *messages.ClientRequest) {
-	leader := l.env.State.Leader.Load()
-	if leader == 0 {
-		ctx.Respond(rpcerr.Response(rpcerr.NoLeader))
-		return
-	}
 	if req.Forwarded || l.cfg.PeerPID == nil {
 		ctx.Respond(rpcerr.Response(rpcerr.NotLeader))
 		return
 	}
-	addrs := l.env.State.PeerAddrs.Load()
-	if addrs == nil || (*addrs)[leader] == "" {
-		ctx.Respond(rpcerr.Response(rpcerr.NoLeader))
-		return
-	}
+	root, self, replyTo, state, peerPID := ctx.ActorSystem().Root, ctx.Self(), ctx.Sender(), l.env.State, l.cfg.PeerPID
 	fwd := &messages.ClientRequest{Request: req.Request, Forwarded: true}
-	ctx.RequestWithCustomSender(l.cfg.PeerPID((*addrs)[leader], LessorName), fwd, ctx.Sender())
+	local := l.header()
+	attempt := max(l.cfg.ElectionTimeout, forwardRetry)
+	deadline := time.Now().Add(l.cfg.RequestTimeout)
+	go func() {
+		last := rpcerr.Timeout
+		for {
+			left := time.Until(deadline)
+			if left <= 0 {
+				root.Send(replyTo, rpcerr.Response(last))
+				return
+			}
+			leader, addrs := state.Leader.Load(), state.PeerAddrs.Load()
+			to, msg := self, req
+			switch {
+			case leader == state.MemberID:
+				// This member was elected meanwhile: its own ticker serves
+				// the request (not its peer address, which need not be
+				// where its actors listen).
+			case leader == 0 || addrs == nil || (*addrs)[leader] == "":
+				last = rpcerr.NoLeader
+				time.Sleep(min(forwardRetry, left))
+				continue
+			default:
+				to, msg = peerPID((*addrs)[leader], LessorName), fwd
+			}
+			res, err := root.RequestFuture(to, msg, min(attempt, left)).Result()
+			if resp, ok := res.(*messages.ClientResponse); err == nil && ok {
+				if resp.GetError() == nil || rpcerr.Is(resp.GetError(), rpcerr.LeaseNotFound) {
+					if to != self {
+						resp = relayed(resp, local, state.Term.Load())
+					}
+					root.Send(replyTo, resp)
+					return
+				}
+				last = resp.GetError()
+			}
+			// A dead letter fails at once: pause before the next attempt.
+			time.Sleep(max(min(forwardRetry, time.Until(deadline)), 0))
+		}
+	}()
 }
 
 // confirm starts a leadership confirmation round for what waits, if none
@@ -388,8 +434,7 @@ func (l *lessor) onLeaderConfirmed(ctx actor.Context, msg *messages.LeaderConfir
 // serve answers a keep-alive or time-to-live query on the confirmed
 // primary.
 func (l *lessor) serve(ctx actor.Context, p pendingRenewal, now time.Time) {
-	hdr := &messages.ResponseHeader{ClusterId: l.env.State.ClusterID, MemberId: l.env.State.MemberID,
-		Revision: l.store.View().Rev(), RaftTerm: l.env.State.Term.Load()}
+	hdr := l.header()
 	var id int64
 	switch r := p.req.Request.(type) {
 	case *messages.ClientRequest_LeaseKeepAlive:
@@ -436,6 +481,32 @@ func (l *lessor) serve(ctx actor.Context, p pendingRenewal, now time.Time) {
 		}
 		ctx.Send(p.replyTo, &messages.ClientResponse{Response: &messages.ClientResponse_LeaseTimeToLive{LeaseTimeToLive: resp}})
 	}
+}
+
+// header is this member's response header now.
+func (l *lessor) header() *messages.ResponseHeader {
+	return &messages.ResponseHeader{ClusterId: l.env.State.ClusterID, MemberId: l.env.State.MemberID,
+		Revision: l.store.View().Rev(), RaftTerm: l.env.State.Term.Load()}
+}
+
+// relayed is the leader's answer to a forwarded request with this
+// member's header, as etcd's lease server fills it: a keep-alive's is the
+// one taken when the request arrived (its revision predates the renewal),
+// a time-to-live's keeps the leader's revision.
+func relayed(resp *messages.ClientResponse, local *messages.ResponseHeader, term uint64) *messages.ClientResponse {
+	out := proto.Clone(resp).(*messages.ClientResponse)
+	switch r := out.Response.(type) {
+	case *messages.ClientResponse_LeaseKeepAlive:
+		r.LeaseKeepAlive.Header = local
+	case *messages.ClientResponse_LeaseTimeToLive:
+		h := &messages.ResponseHeader{ClusterId: local.ClusterId, MemberId: local.MemberId,
+			Revision: r.LeaseTimeToLive.GetHeader().GetRevision(), RaftTerm: term}
+		if h.Revision == 0 {
+			h.Revision = local.Revision
+		}
+		r.LeaseTimeToLive.Header = h
+	}
+	return out
 }
 
 // answerUnknown answers for a lease that does not exist (or expired):

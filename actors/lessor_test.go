@@ -284,3 +284,20 @@ func TestLessorPromotionSpreadsExpiries(t *testing.T) {
 		t.Errorf("remaining TTLs after promotion: %v, want 40 leases spread over at least 3 seconds", perSecond)
 	}
 }
+
+// TestLessorRevokeLostInLeaderChange: a leader proposes the revoke of an
+// expired lease, loses leadership before it commits (the proposal is
+// lost), and leads again: the lease still exists, so its clock starts
+// again and keep-alives renew it instead of answering TTL 0.
+func TestLessorRevokeLostInLeaderChange(t *testing.T) {
+	r := startLessor(t, actors.LessorConfig{ElectionTimeout: 50 * time.Millisecond}, true, 1)
+	waitFor(t, "the revoke of the expired lease", 3*time.Second, func() bool { return len(r.raft.revoked()) > 0 })
+	// Deposed before the revoke commits, then elected again.
+	r.state.Leader.Store(2)
+	time.Sleep(100 * time.Millisecond)
+	r.state.Leader.Store(1)
+	time.Sleep(100 * time.Millisecond)
+	if ka := r.keepAlive(t, 1).GetLeaseKeepAlive(); ka.GetTTL() != 1 {
+		t.Fatalf("keep-alive of the lease after leading again: %v, want TTL 1", ka)
+	}
+}
