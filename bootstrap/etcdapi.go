@@ -31,13 +31,22 @@ type etcdAPI struct {
 	election time.Duration
 }
 
-// ask sends req to the gateway and waits for its answer.
+// ask sends req to the gateway and waits for its answer. A unary call
+// with etcd's "hasleader" metadata is refused when the member has no
+// leader.
 func (a *etcdAPI) ask(ctx context.Context, req *messages.ClientRequest) (*messages.ClientResponse, error) {
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get("hasleader"); len(v) > 0 && v[0] == "true" && !a.hasLeader() {
 			return nil, rpcerr.Status(rpcerr.NoLeader)
 		}
 	}
+	return a.askGateway(ctx, req)
+}
+
+// askGateway is ask without the leader check: for requests on a stream,
+// whose "hasleader" metadata requireLeader applies to the whole stream
+// (as etcd checks it when the stream opens, not per message).
+func (a *etcdAPI) askGateway(ctx context.Context, req *messages.ClientRequest) (*messages.ClientResponse, error) {
 	timeout := a.timeout
 	if dl, ok := ctx.Deadline(); ok {
 		if d := time.Until(dl); d < timeout {

@@ -102,7 +102,7 @@ func (a *etcdAPI) keepAliveLoop(ctx context.Context, stream grpc.ServerStream) e
 			}
 			return err
 		}
-		resp, err := a.ask(ctx, &messages.ClientRequest{Request: &messages.ClientRequest_LeaseKeepAlive{LeaseKeepAlive: req}})
+		resp, err := a.askGateway(ctx, &messages.ClientRequest{Request: &messages.ClientRequest_LeaseKeepAlive{LeaseKeepAlive: req}})
 		if err != nil {
 			return err
 		}

@@ -46,43 +46,16 @@ func referenceBin(env, name string) string {
 	return bin
 }
 
-// startReferenceEtcd starts etcd 3.6.6 (default timing: election timeout
+// referenceEtcdMember starts etcd 3.6.6 (default timing: election timeout
 // 1 s, so a 2 s minimum lease TTL) on free loopback ports and returns its
 // client address; the test is skipped without the binary.
-func startReferenceEtcd(t *testing.T) string {
+func referenceEtcdMember(t *testing.T) string {
 	t.Helper()
 	bin := referenceBin("ETCD", "etcd")
 	if bin == "" {
 		t.Skip("no etcd 3.6.6 reference binary (set ETCD or fill ~/.cache/etcd-reference-3.6.6)")
 	}
-	client := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(bin, "--name", "ref", "--data-dir", t.TempDir(),
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "ref="+peer, "--log-level", "error")
-	log := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	cli := newClient(t, client)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		st, err := cli.Status(ctx, client)
-		cancel()
-		if err == nil && st.Leader != 0 {
-			return client
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("reference etcd did not serve: %v\n%s", err, log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return startReferenceEtcd(t, bin, watchServerOpts{})
 }
 
 // startDefaultTimingMember starts an in-process member with etcd's default
@@ -117,7 +90,7 @@ func TestLeaseAPI(t *testing.T) {
 		leaseAPIScenario(t, m.ClientAddrs()[0])
 	})
 	t.Run("etcd-3.6.6", func(t *testing.T) {
-		leaseAPIScenario(t, startReferenceEtcd(t))
+		leaseAPIScenario(t, referenceEtcdMember(t))
 	})
 }
 
@@ -1016,18 +989,18 @@ func TestEtcdctlLease(t *testing.T) {
 		checkNoGoroutineLeak(t)
 		m := startDefaultTimingMember(t, t.TempDir())
 		if got := etcdctlLeaseTranscript(t, m.ClientAddrs()[0]); got != etcdctlLeaseGolden {
-			t.Fatalf("etcdctl against aetcd printed\n%s\nwhich differs from etcd 3.6.6's: %s", got, firstDiff(got, etcdctlLeaseGolden))
+			t.Fatalf("etcdctl against aetcd printed\n%s\nwhich differs from etcd 3.6.6's: %s", got, firstLineDiff(got, etcdctlLeaseGolden))
 		}
 	})
 	t.Run("etcd-3.6.6", func(t *testing.T) {
-		if got := etcdctlLeaseTranscript(t, startReferenceEtcd(t)); got != etcdctlLeaseGolden {
-			t.Fatalf("etcdctl against etcd printed\n%s\nwhich differs from the golden transcript: %s", got, firstDiff(got, etcdctlLeaseGolden))
+		if got := etcdctlLeaseTranscript(t, referenceEtcdMember(t)); got != etcdctlLeaseGolden {
+			t.Fatalf("etcdctl against etcd printed\n%s\nwhich differs from the golden transcript: %s", got, firstLineDiff(got, etcdctlLeaseGolden))
 		}
 	})
 }
 
 // firstDiff describes the first line where got and want differ.
-func firstDiff(got, want string) string {
+func firstLineDiff(got, want string) string {
 	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
 	for i := range max(len(g), len(w)) {
 		var gl, wl string
@@ -1122,7 +1095,7 @@ func TestEtcdctlLock(t *testing.T) {
 		checkNoGoroutineLeak(t)
 		scenario(t, startMember(t, t.TempDir()).ClientAddrs()[0])
 	})
-	t.Run("etcd-3.6.6", func(t *testing.T) { scenario(t, startReferenceEtcd(t)) })
+	t.Run("etcd-3.6.6", func(t *testing.T) { scenario(t, referenceEtcdMember(t)) })
 }
 
 // TestEtcdctlElect: a candidate wins the election and an observer (`elect
@@ -1151,5 +1124,5 @@ func TestEtcdctlElect(t *testing.T) {
 		checkNoGoroutineLeak(t)
 		scenario(t, startMember(t, t.TempDir()).ClientAddrs()[0])
 	})
-	t.Run("etcd-3.6.6", func(t *testing.T) { scenario(t, startReferenceEtcd(t)) })
+	t.Run("etcd-3.6.6", func(t *testing.T) { scenario(t, referenceEtcdMember(t)) })
 }
