@@ -13,7 +13,7 @@
 #      puts, against the leader.
 #
 # Knobs (environment): STORES="aetcd etcd" LEASES=100000 LEASE_CLIENTS=1000
-# TTL=10 DURATION=60s SAMPLE=1000 WATCHERS=10000 STREAMS=100 CONNS=10
+# TTL=10 DURATION=60s SAMPLE=1000 GRANT_CONCURRENCY=100 WATCHERS=10000 STREAMS=100 CONNS=10
 # PUT_RATE=100 PUTS=1000 BENCHES="leases watch watch-latency". The defaults
 # take about 7 minutes on 2 cores. Member logs are kept in $KEEP_LOGS if set.
 set -euo pipefail
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 STORES=${STORES:-aetcd etcd}
 BENCHES=${BENCHES:-leases watch watch-latency}
 LEASES=${LEASES:-100000} LEASE_CLIENTS=${LEASE_CLIENTS:-1000} TTL=${TTL:-10}
-DURATION=${DURATION:-60s} SAMPLE=${SAMPLE:-1000}
+DURATION=${DURATION:-60s} SAMPLE=${SAMPLE:-1000} GRANT_CONCURRENCY=${GRANT_CONCURRENCY:-100}
 WATCHERS=${WATCHERS:-10000} STREAMS=${STREAMS:-100} CONNS=${CONNS:-10}
 PUT_RATE=${PUT_RATE:-100} PUTS=${PUTS:-1000}
 work=$(mktemp -d)
@@ -84,6 +84,7 @@ for store in $STORES; do
   for bench in $BENCHES; do
     start "$bin"
     li=$(leader_index); lead=$(client "$li"); lpid=${pids[$((li - 1))]}
+    echo "# $(date -u +%H:%M:%S) $store $bench; load average $(cut -d' ' -f1-3 /proc/loadavg)"
     case $bench in
     leases)
       # The leader's endpoint first: the DELETE watcher uses it.
@@ -93,17 +94,18 @@ for store in $STORES; do
       done
       echo "## $store: leases (leader m$li first; RSS columns leader, then the followers)"
       "$work/aetcd-bench" leases --endpoints "$lead$others" --pids "$lpid$opids" \
-        --leases "$LEASES" --clients "$LEASE_CLIENTS" --ttl "$TTL" --duration "$DURATION" --sample "$SAMPLE"
+        --leases "$LEASES" --clients "$LEASE_CLIENTS" --ttl "$TTL" --duration "$DURATION" --sample "$SAMPLE" \
+        --grant-concurrency "$GRANT_CONCURRENCY" 2>&1 | tail -n 40 || echo "(aetcd-bench leases failed)"
       ;;
     watch)
       echo "## $store: aetcd-bench watch on the leader (m$li)"
       "$work/aetcd-bench" watch --endpoint "$lead" --pid "$lpid" --watchers "$WATCHERS" \
-        --streams "$STREAMS" --conns "$CONNS" --put-rate "$PUT_RATE" --puts "$PUTS"
+        --streams "$STREAMS" --conns "$CONNS" --put-rate "$PUT_RATE" --puts "$PUTS" || echo "(aetcd-bench watch failed)"
       stop; start "$bin"
       li=$(leader_index); lead=$(client "$li"); lpid=${pids[$((li - 1))]}
       echo "## $store: aetcd-bench watch --prefix on the leader (m$li)"
       "$work/aetcd-bench" watch --endpoint "$lead" --pid "$lpid" --watchers "$WATCHERS" --prefix \
-        --streams "$STREAMS" --conns "$CONNS" --put-rate "$PUT_RATE" --puts "$PUTS"
+        --streams "$STREAMS" --conns "$CONNS" --put-rate "$PUT_RATE" --puts "$PUTS" || echo "(aetcd-bench watch failed)"
       ;;
     watch-latency)
       echo "## $store: etcd benchmark watch-latency on the leader (m$li)"

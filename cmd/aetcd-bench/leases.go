@@ -29,11 +29,13 @@ type leasesConfig struct {
 	endpoints []string
 	leases    int
 	clients   int
-	ttl       int64
-	duration  time.Duration
-	sample    int
-	prefix    string
-	pids      []int
+	// grantConcurrency bounds the grants in flight.
+	grantConcurrency int
+	ttl              int64
+	duration         time.Duration
+	sample           int
+	prefix           string
+	pids             []int
 }
 
 // runLeases grants --leases leases (one key each) from --clients clients,
@@ -57,6 +59,7 @@ func runLeases(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&endpoints, "endpoints", "127.0.0.1:2379", "comma-separated client endpoints; client i uses endpoint i mod n; the watcher uses the first")
 	fs.IntVar(&cfg.leases, "leases", 100000, "leases to grant, one key each")
 	fs.IntVar(&cfg.clients, "clients", 1000, "clients (one gRPC connection and one keep-alive stream each); leases are spread over them")
+	fs.IntVar(&cfg.grantConcurrency, "grant-concurrency", 100, "grants (each followed by its put) in flight at once")
 	fs.Int64Var(&cfg.ttl, "ttl", 10, "lease TTL in seconds")
 	fs.DurationVar(&cfg.duration, "duration", 60*time.Second, "how long all leases are kept alive after the last grant")
 	fs.IntVar(&cfg.sample, "sample", 1000, "leases no longer kept alive at the end, to measure expiry jitter")
@@ -70,7 +73,7 @@ func runLeases(ctx context.Context, args []string, out io.Writer) error {
 	if cfg.pids, err = parsePids(pids); err != nil {
 		return err
 	}
-	if cfg.leases <= 0 || cfg.clients <= 0 || cfg.ttl <= 0 || cfg.sample < 0 || cfg.sample > cfg.leases {
+	if cfg.leases <= 0 || cfg.clients <= 0 || cfg.ttl <= 0 || cfg.grantConcurrency <= 0 || cfg.sample < 0 || cfg.sample > cfg.leases {
 		return errors.New("--leases, --clients and --ttl must be positive, --sample within [0, leases]")
 	}
 	b := &leaseBench{cfg: cfg, out: out, lost: map[int64]time.Time{}}
@@ -82,9 +85,6 @@ type leaseBench struct {
 	out     io.Writer
 	clients []*kaClient
 	watcher *clientv3.Client
-
-	// measuring: acks are counted and their latencies kept.
-	measuring atomic.Bool
 
 	mu sync.Mutex
 	// deleted: DELETE events seen, by lease id (from the key).
@@ -104,7 +104,7 @@ type kaClient struct {
 
 	mu     sync.Mutex
 	leases map[int64]*kaLease
-	// latencies of acks while measuring; ackCount likewise.
+	// latencies and counts since the last resetAckStats.
 	latencies  []time.Duration
 	ackCount   int
 	sendCount  int
@@ -179,34 +179,65 @@ func (b *leaseBench) run(ctx context.Context) error {
 		go c.keepAlive(ctx)
 	}
 
-	// Grants: every client grants its share, one at a time, and puts a key
-	// on each lease; a lease is kept alive from its grant on.
+	// Grants: every client grants its share, one at a time, at most
+	// --grant-concurrency at once, and puts a key on each lease; a lease is
+	// kept alive from its grant on. A failed grant or put is retried after
+	// 100 ms, up to 20 times (then the bench fails).
 	grantLat := make([][]time.Duration, cfg.clients)
 	putLat := make([][]time.Duration, cfg.clients)
 	errs := make([]error, cfg.clients)
+	var retries atomic.Int64
+	var lastRetryErr atomic.Value
+	retry := func(op func() error) error {
+		var err error
+		for range 20 {
+			if err = op(); err == nil || ctx.Err() != nil {
+				return err
+			}
+			retries.Add(1)
+			lastRetryErr.Store(err)
+			time.Sleep(100 * time.Millisecond)
+		}
+		return err
+	}
+	grantSem := make(chan struct{}, cfg.grantConcurrency)
 	grantStart := time.Now()
 	for i, c := range b.clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := i; j < cfg.leases; j += cfg.clients {
-				t := time.Now()
-				g, err := c.cli.Grant(ctx, cfg.ttl)
+				grantSem <- struct{}{}
+				var g *clientv3.LeaseGrantResponse
+				err := retry(func() (err error) {
+					t := time.Now()
+					if g, err = c.cli.Grant(ctx, cfg.ttl); err == nil {
+						grantLat[i] = append(grantLat[i], time.Since(t))
+					}
+					return err
+				})
 				if err != nil {
+					<-grantSem
 					errs[i] = fmt.Errorf("grant: %w", err)
 					return
 				}
 				now := time.Now()
-				grantLat[i] = append(grantLat[i], now.Sub(t))
 				c.mu.Lock()
 				c.leases[int64(g.ID)] = &kaLease{next: now, lastAck: now}
 				c.mu.Unlock()
-				t = time.Now()
-				if _, err := c.cli.Put(ctx, b.key(int64(g.ID)), "x", clientv3.WithLease(g.ID)); err != nil {
+				err = retry(func() error {
+					t := time.Now()
+					_, err := c.cli.Put(ctx, b.key(int64(g.ID)), "x", clientv3.WithLease(g.ID))
+					if err == nil {
+						putLat[i] = append(putLat[i], time.Since(t))
+					}
+					return err
+				})
+				<-grantSem
+				if err != nil {
 					errs[i] = fmt.Errorf("put with lease %x: %w", g.ID, err)
 					return
 				}
-				putLat[i] = append(putLat[i], time.Since(t))
 			}
 		}()
 	}
@@ -215,6 +246,7 @@ func (b *leaseBench) run(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	lastRetry, _ := lastRetryErr.Load().(error)
 	rssGranted := rssMiB(cfg.pids)
 	keysAfterGrants, err := b.countKeys(ctx)
 	if err != nil {
@@ -222,17 +254,17 @@ func (b *leaseBench) run(ctx context.Context) error {
 	}
 
 	// Steady state: every lease kept alive for the duration.
+	grantAcks, grantSends, grantKaLat, grantStreamErrs, grantStreamErr := b.ackStats()
 	b.resetAckStats()
-	b.measuring.Store(true)
 	steadyStart := time.Now()
 	select {
 	case <-time.After(cfg.duration):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	b.measuring.Store(false)
 	steadyElapsed := time.Since(steadyStart)
 	acks, sends, kaLat, streamErrs, lastStreamErr := b.ackStats()
+	b.resetAckStats()
 	rssSteady := rssMiB(cfg.pids)
 	keysAfterSteady, err := b.countKeys(ctx)
 	if err != nil {
@@ -320,8 +352,12 @@ func (b *leaseBench) run(ctx context.Context) error {
 	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "leases\t%d (ttl %d s, %d clients over %d endpoints, one keep-alive stream each)\n", cfg.leases, cfg.ttl, cfg.clients, len(cfg.endpoints))
 	fmt.Fprintf(tw, "grants/s (grant+put with lease)\t%.0f (%d in %.1f s)\n", float64(len(allGrants))/grantElapsed.Seconds(), len(allGrants), grantElapsed.Seconds())
+	fmt.Fprintf(tw, "grant/put errors retried\t%d%s\n", retries.Load(), errSuffix(lastRetry))
 	fmt.Fprintf(tw, "grant p50 / p99 ms\t%.2f / %.2f\n", ms(g50), ms(g99))
 	fmt.Fprintf(tw, "put-with-lease p50 / p99 ms\t%.2f / %.2f\n", ms(p50), ms(p99))
+	gka50, gka99, _ := quantiles(grantKaLat)
+	fmt.Fprintf(tw, "keep-alives during grants: acks / sent\t%d / %d (p50 / p99 %.2f / %.2f ms, stream errors %d%s)\n",
+		grantAcks, grantSends, ms(gka50), ms(gka99), grantStreamErrs, errSuffix(grantStreamErr))
 	fmt.Fprintf(tw, "keys after grants / after steady\t%d / %d (want %d)\n", keysAfterGrants, keysAfterSteady, cfg.leases)
 	fmt.Fprintf(tw, "keep-alive acks/s (steady, %.0f s)\t%.0f (sent %.0f/s)\n", steadyElapsed.Seconds(), float64(acks)/steadyElapsed.Seconds(), float64(sends)/steadyElapsed.Seconds())
 	fmt.Fprintf(tw, "keep-alive p50 / p99 ms\t%.2f / %.2f\n", ms(ka50), ms(ka99))
@@ -486,9 +522,7 @@ func (c *kaClient) send(ctx context.Context, stream pb.Lease_LeaseKeepAliveClien
 				}
 			}
 		}
-		if c.b.measuring.Load() {
-			c.sendCount += len(due)
-		}
+		c.sendCount += len(due)
 		c.mu.Unlock()
 		for _, id := range due {
 			if err := stream.Send(&pb.LeaseKeepAliveRequest{ID: id}); err != nil {
@@ -532,11 +566,9 @@ func (c *kaClient) receive(stream pb.Lease_LeaseKeepAliveClient) error {
 			}
 			continue
 		}
-		if c.b.measuring.Load() {
-			c.ackCount++
-			if !l.pendingFrom.IsZero() {
-				c.latencies = append(c.latencies, now.Sub(l.pendingFrom))
-			}
+		c.ackCount++
+		if !l.pendingFrom.IsZero() {
+			c.latencies = append(c.latencies, now.Sub(l.pendingFrom))
 		}
 		l.pendingFrom = time.Time{}
 		l.lastAck = now
