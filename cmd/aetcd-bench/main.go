@@ -5,6 +5,11 @@
 // or etcd's etcd_disk_wal_fsync_duration_seconds_count).
 //
 //	aetcd-bench --endpoints 127.0.0.1:2379 --op put --clients 1,8,64 --duration 10s
+//
+// Two subcommands measure leases and watches (see leases.go, watch.go):
+//
+//	aetcd-bench leases --endpoints a,b,c --leases 100000 --clients 1000 --ttl 10 --duration 60s
+//	aetcd-bench watch --endpoints a --watchers 10000 --streams 100 --put-rate 100 --puts 1000
 package main
 
 import (
@@ -50,6 +55,14 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "leases":
+			return runLeases(ctx, args[1:], out)
+		case "watch":
+			return runWatch(ctx, args[1:], out)
+		}
+	}
 	fs := flag.NewFlagSet("aetcd-bench", flag.ContinueOnError)
 	var endpoints, clients string
 	var cfg config
