@@ -2,6 +2,7 @@ package actors
 
 import (
 	"container/heap"
+	"errors"
 	"math"
 	"sort"
 	"time"
@@ -331,7 +332,6 @@ func (l *lessor) forward(ctx actor.Context, req *messages.ClientRequest) {
 	root, self, replyTo, state, peerPID := ctx.ActorSystem().Root, ctx.Self(), ctx.Sender(), l.env.State, l.cfg.PeerPID
 	fwd := &messages.ClientRequest{Request: req.Request, Forwarded: true}
 	local := l.header()
-	attempt := max(l.cfg.ElectionTimeout, forwardRetry)
 	deadline := time.Now().Add(l.cfg.RequestTimeout)
 	go func() {
 		last := rpcerr.Timeout
@@ -355,7 +355,7 @@ func (l *lessor) forward(ctx actor.Context, req *messages.ClientRequest) {
 			default:
 				to, msg = peerPID((*addrs)[leader], LessorName), fwd
 			}
-			res, err := root.RequestFuture(to, msg, min(attempt, left)).Result()
+			res, err := awaitWhileLeader(root.RequestFuture(to, msg, left), state, leader)
 			if resp, ok := res.(*messages.ClientResponse); err == nil && ok {
 				if resp.GetError() == nil || rpcerr.Is(resp.GetError(), rpcerr.LeaseNotFound) {
 					if to != self {
@@ -370,6 +370,38 @@ func (l *lessor) forward(ctx actor.Context, req *messages.ClientRequest) {
 			time.Sleep(max(min(forwardRetry, time.Until(deadline)), 0))
 		}
 	}()
+}
+
+// errLeaderChanged ends a forward attempt whose leader was replaced.
+var errLeaderChanged = errors.New("lessor: the leader changed while a forwarded request waited")
+
+// awaitWhileLeader waits for a forwarded request's answer for as long as
+// leader stays this member's leader. A request to a dead or deposed leader
+// is abandoned once another is known, while a leader that is merely slow
+// is not sent the request again: retrying on a timeout would multiply the
+// work of a loaded leader.
+func awaitWhileLeader(f *actor.Future, state *MemberState, leader uint64) (any, error) {
+	type result struct {
+		res any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := f.Result()
+		done <- result{res, err}
+	}()
+	tick := time.NewTicker(forwardRetry)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-done:
+			return r.res, r.err
+		case <-tick.C:
+			if now := state.Leader.Load(); now != leader && now != 0 {
+				return nil, errLeaderChanged
+			}
+		}
+	}
 }
 
 // confirm starts a leadership confirmation round for what waits, if none
@@ -422,6 +454,11 @@ func (l *lessor) onLeaderConfirmed(ctx actor.Context, msg *messages.LeaderConfir
 		return
 	}
 	for _, p := range batch {
+		if now.After(p.deadline) {
+			// Its client gave up (the request timed out): renewing now
+			// would answer no one and extend a lease nobody confirmed.
+			continue
+		}
 		l.serve(ctx, p, now)
 	}
 	if l.revokeWanted {
