@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 
 	"github.com/aetcd/aetcd/actors"
 	"github.com/aetcd/aetcd/messages"
@@ -72,46 +73,93 @@ func (a *etcdAPI) registerStreams(s *grpc.Server) {
 	}, anyImpl)
 }
 
-// leaseKeepAlive serves one keep-alive stream as etcd's: requests are
-// answered one at a time, in order; an unknown lease answers TTL 0; any
-// other error ends the stream with etcd's status.
+// keepAliveInFlight bounds the keep-alives of one stream waiting for their
+// answers.
+const keepAliveInFlight = 1024
+
+// leaseKeepAlive serves one keep-alive stream. Requests are pipelined:
+// each goes to the lease ticker as soon as it is read, so all of a stream's
+// keep-alives join the ticker's next leadership confirmation, and answers
+// go out as they come (clients match them by lease ID). etcd answers one
+// request at a time, which caps a stream carrying many leases at one
+// confirmation round trip per lease. An unknown lease answers TTL 0; any
+// other error ends the stream with etcd's status; after the client closes
+// its side, the answers still due are sent first.
 func (a *etcdAPI) leaseKeepAlive(stream grpc.ServerStream) error {
 	ctx, cancel, err := a.requireLeader(stream.Context())
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- a.keepAliveLoop(ctx, stream) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		// The loop may sit in RecvMsg; returning ends the stream, which
-		// ends it too.
-		return streamEnded(ctx)
+	answers := make(chan *messages.LeaseKeepAliveResponse, keepAliveInFlight)
+	failed := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
 	}
-}
-
-func (a *etcdAPI) keepAliveLoop(ctx context.Context, stream grpc.ServerStream) error {
-	for {
-		req := new(messages.LeaseKeepAliveRequest)
-		if err := stream.RecvMsg(req); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
+	var pending sync.WaitGroup
+	closed := make(chan struct{}) // the client closed its side; all asked
+	go func() {
+		slots := make(chan struct{}, keepAliveInFlight)
+		for {
+			req := new(messages.LeaseKeepAliveRequest)
+			if err := stream.RecvMsg(req); err != nil {
+				if errors.Is(err, io.EOF) {
+					pending.Wait()
+					close(closed)
+					return
+				}
+				fail(err)
+				return
 			}
-			return err
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			pending.Add(1)
+			go func() {
+				defer func() { <-slots; pending.Done() }()
+				resp, err := a.askGateway(ctx, &messages.ClientRequest{Request: &messages.ClientRequest_LeaseKeepAlive{LeaseKeepAlive: req}})
+				if err != nil {
+					fail(err)
+					return
+				}
+				out := resp.GetLeaseKeepAlive()
+				if out == nil {
+					fail(status.Error(codes.Internal, "aetcd: gateway answered with the wrong response type"))
+					return
+				}
+				select {
+				case answers <- out:
+				case <-ctx.Done(): // the stream ended (gRPC cancels its context)
+				}
+			}()
 		}
-		resp, err := a.askGateway(ctx, &messages.ClientRequest{Request: &messages.ClientRequest_LeaseKeepAlive{LeaseKeepAlive: req}})
-		if err != nil {
+	}()
+	for {
+		select {
+		case out := <-answers:
+			if err := stream.SendMsg(out); err != nil {
+				return err
+			}
+		case err := <-failed:
 			return err
-		}
-		out := resp.GetLeaseKeepAlive()
-		if out == nil {
-			return status.Error(codes.Internal, "aetcd: gateway answered with the wrong response type")
-		}
-		if err := stream.SendMsg(out); err != nil {
-			return err
+		case <-closed:
+			for {
+				select {
+				case out := <-answers:
+					if err := stream.SendMsg(out); err != nil {
+						return err
+					}
+				default:
+					return nil
+				}
+			}
+		case <-ctx.Done():
+			return streamEnded(ctx)
 		}
 	}
 }
