@@ -74,12 +74,16 @@ func (a *etcdAPI) registerStreams(s *grpc.Server) {
 }
 
 // keepAliveInFlight bounds the keep-alives of one stream waiting for their
-// answers.
-const keepAliveInFlight = 1024
+// answers (each holds a goroutine and a future): with clientv3 re-sending
+// unanswered keep-alives every 500 ms, an unbounded or large window lets
+// an overloaded member's memory grow without limit (1024 per stream × 1000
+// streams took 6–10 GiB per member in the 100 000-lease benchmark).
+const keepAliveInFlight = 16
 
 // leaseKeepAlive serves one keep-alive stream. Requests are pipelined:
 // each goes to the lease ticker as soon as it is read, so all of a stream's
-// keep-alives join the ticker's next leadership confirmation, and answers
+// keep-alives (up to keepAliveInFlight) join the ticker's next leadership
+// confirmation, and answers
 // go out as they come (clients match them by lease ID). etcd answers one
 // request at a time, which caps a stream carrying many leases at one
 // confirmation round trip per lease. An unknown lease answers TTL 0; any
