@@ -81,12 +81,11 @@ func (a *etcdAPI) registerStreams(s *grpc.Server) {
 const keepAliveInFlight = 16
 
 // leaseKeepAlive serves one keep-alive stream. Requests are pipelined:
-// each goes to the lease ticker as soon as it is read, so all of a stream's
+// each goes to the lease ticker as soon as it is read, so a stream's
 // keep-alives (up to keepAliveInFlight) join the ticker's next leadership
-// confirmation, and answers
-// go out as they come (clients match them by lease ID). etcd answers one
-// request at a time, which caps a stream carrying many leases at one
-// confirmation round trip per lease. An unknown lease answers TTL 0; any
+// confirmation together, and answers go out as they come (clients match
+// them by lease ID). etcd answers one request at a time, which caps a
+// stream carrying many leases at one confirmation round trip per lease. An unknown lease answers TTL 0; any
 // other error ends the stream with etcd's status; after the client closes
 // its side, the answers still due are sent first.
 func (a *etcdAPI) leaseKeepAlive(stream grpc.ServerStream) error {
