@@ -2,7 +2,6 @@ package actors
 
 import (
 	"container/heap"
-	"errors"
 	"math"
 	"sort"
 	"time"
@@ -59,6 +58,21 @@ type lessor struct {
 	// unknown: keep-alives of leases not found while the member had not
 	// applied everything committed; retried until Deadline.
 	unknown []pendingRenewal
+	// forwards are the queries this (not primary) ticker sent on to the
+	// leader's and not yet answered, by forward ID.
+	forwards map[uint64]*forwarded
+	nextFwd  uint64
+}
+
+// forwarded is a query waiting for the leader's ticker.
+type forwarded struct {
+	req      *messages.ClientRequest
+	replyTo  *actor.PID
+	local    *messages.ResponseHeader // this member's header on arrival
+	leader   uint64                   // where it was sent (0: not yet)
+	sentAt   time.Time
+	deadline time.Time
+	last     *messages.Error
 }
 
 type leaseClock struct {
@@ -74,6 +88,10 @@ type leaseClock struct {
 type pendingRenewal struct {
 	req      *messages.ClientRequest
 	replyTo  *actor.PID
+	// fwdFrom and fwdID: a query another member's ticker forwarded; the
+	// answer goes back to it as LeaseForwardAnswer fwdID.
+	fwdFrom *actor.PID
+	fwdID   uint64
 	deadline time.Time
 	// applied is the commit index a query for an unknown lease waits to
 	// be applied; math.MaxUint64 once it waited (it is not deferred again).
@@ -105,10 +123,6 @@ const maxCheckpointBatch = 1000
 // expiredRetry is how long a lease whose revoke was proposed waits before
 // it is proposed again (the proposal may be lost in a leader change).
 const expiredRetry = 3 * time.Second
-
-// forwardRetry is the pause between attempts to forward a request to the
-// leader's ticker (and the shortest attempt).
-const forwardRetry = 50 * time.Millisecond
 
 // NewLessorProps returns the props of a lease ticker over store; raft is
 // the member's raft node (revokes and checkpoints are proposed to it).
@@ -142,6 +156,10 @@ func (l *lessor) Receive(ctx actor.Context) {
 		l.onClientRequest(ctx, msg)
 	case *messages.LeaderConfirmed:
 		l.onLeaderConfirmed(ctx, msg)
+	case *messages.LeaseForward:
+		l.onLeaseForward(ctx, msg)
+	case *messages.LeaseForwardAnswer:
+		l.onLeaseForwardAnswer(ctx, msg)
 	case *messages.ClientResponse:
 		l.onProposalAnswer(msg)
 	case *actor.Stopping:
@@ -173,6 +191,7 @@ func (l *lessor) onTick(ctx actor.Context) {
 	stall := now.Sub(l.lastTick) - l.cfg.TickInterval
 	l.lastTick = now
 	l.followLeadership(now)
+	l.retryForwards(ctx, now)
 	if !l.primary {
 		return
 	}
@@ -300,8 +319,8 @@ func (l *lessor) forget(id int64) {
 }
 
 // onClientRequest serves keep-alives and time-to-live queries: on the
-// primary after a leadership confirmation; elsewhere by forwarding them
-// once to the leader's ticker, which answers the client directly.
+// primary after a leadership confirmation; elsewhere by forwarding them to
+// the leader's ticker and relaying its answer.
 func (l *lessor) onClientRequest(ctx actor.Context, req *messages.ClientRequest) {
 	if ctx.Sender() == nil {
 		return
@@ -316,92 +335,109 @@ func (l *lessor) onClientRequest(ctx actor.Context, req *messages.ClientRequest)
 	l.confirm(ctx)
 }
 
-// forward sends req on to the leader's ticker and relays its answer to the
-// client, as etcd's LeaseRenew forwards a renewal: it waits for a leader
-// while there is none, and a leader that does not answer within an
-// election timeout (killed, paused, cut off) or answers with an error is
-// asked again, or its successor once one is elected, until the request
-// timeout. Without this a keep-alive sent to a dead leader held the
-// client's keep-alive stream for the whole request timeout, longer than
-// short TTLs, so clients gave their leases up in a failover.
+// forward sends req on to the leader's ticker (LeaseForward) and relays
+// its answer to the client under this member's header, as etcd's
+// LeaseRenew forwards a renewal. No goroutine or future per request: the
+// answer comes back as a message. While there is no leader the request
+// waits; one sent to a leader that is replaced (killed, paused, cut off),
+// or that answered with an error, is sent again to the next leader on the
+// next tick; at the request timeout the client gets the last error.
+// Without this a keep-alive sent to a dead leader held the client's
+// keep-alive stream for the whole request timeout, longer than short TTLs,
+// so clients gave their leases up in a failover.
 func (l *lessor) forward(ctx actor.Context, req *messages.ClientRequest) {
 	if req.Forwarded || l.cfg.PeerPID == nil {
 		ctx.Respond(rpcerr.Response(rpcerr.NotLeader))
 		return
 	}
-	root, self, replyTo, state, peerPID := ctx.ActorSystem().Root, ctx.Self(), ctx.Sender(), l.env.State, l.cfg.PeerPID
-	fwd := &messages.ClientRequest{Request: req.Request, Forwarded: true}
-	local := l.header()
-	deadline := time.Now().Add(l.cfg.RequestTimeout)
-	go func() {
-		last := rpcerr.Timeout
-		for {
-			left := time.Until(deadline)
-			if left <= 0 {
-				root.Send(replyTo, rpcerr.Response(last))
-				return
-			}
-			leader, addrs := state.Leader.Load(), state.PeerAddrs.Load()
-			to, msg := self, req
-			switch {
-			case leader == state.MemberID:
-				// This member was elected meanwhile: its own ticker serves
-				// the request (not its peer address, which need not be
-				// where its actors listen).
-			case leader == 0 || addrs == nil || (*addrs)[leader] == "":
-				last = rpcerr.NoLeader
-				time.Sleep(min(forwardRetry, left))
-				continue
-			default:
-				to, msg = peerPID((*addrs)[leader], LessorName), fwd
-			}
-			res, err := awaitWhileLeader(root.RequestFuture(to, msg, left), state, leader)
-			if resp, ok := res.(*messages.ClientResponse); err == nil && ok {
-				if resp.GetError() == nil || rpcerr.Is(resp.GetError(), rpcerr.LeaseNotFound) {
-					if to != self {
-						resp = relayed(resp, local, state.Term.Load())
-					}
-					root.Send(replyTo, resp)
-					return
-				}
-				last = resp.GetError()
-			}
-			// A dead letter fails at once: pause before the next attempt.
-			time.Sleep(max(min(forwardRetry, time.Until(deadline)), 0))
-		}
-	}()
+	now := time.Now()
+	l.nextFwd++
+	f := &forwarded{req: req, replyTo: ctx.Sender(), local: l.header(), deadline: now.Add(l.cfg.RequestTimeout), last: rpcerr.Timeout}
+	if l.forwards == nil {
+		l.forwards = map[uint64]*forwarded{}
+	}
+	l.forwards[l.nextFwd] = f
+	l.sendForward(ctx, l.nextFwd, f, now)
 }
 
-// errLeaderChanged ends a forward attempt whose leader was replaced.
-var errLeaderChanged = errors.New("lessor: the leader changed while a forwarded request waited")
-
-// awaitWhileLeader waits for a forwarded request's answer for as long as
-// leader stays this member's leader. A request to a dead or deposed leader
-// is abandoned once another is known, while a leader that is merely slow
-// is not sent the request again: retrying on a timeout would multiply the
-// work of a loaded leader.
-func awaitWhileLeader(f *actor.Future, state *MemberState, leader uint64) (any, error) {
-	type result struct {
-		res any
-		err error
+// sendForward sends (or resends) forward id to the current leader's
+// ticker; without a leader it waits for the next tick.
+func (l *lessor) sendForward(ctx actor.Context, id uint64, f *forwarded, now time.Time) {
+	state := l.env.State
+	leader, addrs := state.Leader.Load(), state.PeerAddrs.Load()
+	switch {
+	case leader == state.MemberID:
+		// Elected meanwhile: serve it here.
+		delete(l.forwards, id)
+		l.followLeadership(now)
+		l.queued = append(l.queued, pendingRenewal{req: f.req, replyTo: f.replyTo, deadline: f.deadline})
+		l.confirm(ctx)
+	case leader == 0 || addrs == nil || (*addrs)[leader] == "":
+		f.leader, f.last = 0, rpcerr.NoLeader
+	default:
+		f.leader, f.sentAt = leader, now
+		ctx.Request(l.cfg.PeerPID((*addrs)[leader], LessorName), &messages.LeaseForward{Id: id,
+			Request: &messages.ClientRequest{Request: f.req.Request, Forwarded: true}})
 	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := f.Result()
-		done <- result{res, err}
-	}()
-	tick := time.NewTicker(forwardRetry)
-	defer tick.Stop()
-	for {
-		select {
-		case r := <-done:
-			return r.res, r.err
-		case <-tick.C:
-			if now := state.Leader.Load(); now != leader && now != 0 {
-				return nil, errLeaderChanged
-			}
+}
+
+// onLeaseForwardAnswer relays the leader's answer to a forwarded query. An
+// error answer (the leader stepped down) is retried on the next tick.
+func (l *lessor) onLeaseForwardAnswer(ctx actor.Context, msg *messages.LeaseForwardAnswer) {
+	f := l.forwards[msg.Id]
+	if f == nil {
+		return
+	}
+	resp := msg.Response
+	if e := resp.GetError(); e != nil && !rpcerr.Is(e, rpcerr.LeaseNotFound) {
+		f.leader, f.last = 0, e
+		return
+	}
+	delete(l.forwards, msg.Id)
+	ctx.Send(f.replyTo, relayed(resp, f.local, l.env.State.Term.Load()))
+}
+
+// retryForwards answers forwards past their deadline with their last error
+// and resends those whose leader is gone (replaced, or unanswered for an
+// election timeout with another leader known) to the current leader.
+func (l *lessor) retryForwards(ctx actor.Context, now time.Time) {
+	leader := l.env.State.Leader.Load()
+	for id, f := range l.forwards {
+		switch {
+		case !now.Before(f.deadline):
+			delete(l.forwards, id)
+			ctx.Send(f.replyTo, rpcerr.Response(f.last))
+		case f.leader == 0 || (leader != 0 && leader != f.leader):
+			l.sendForward(ctx, id, f, now)
 		}
 	}
+}
+
+// onLeaseForward serves a query another member's ticker forwarded; the
+// answer goes back to that ticker.
+func (l *lessor) onLeaseForward(ctx actor.Context, msg *messages.LeaseForward) {
+	if ctx.Sender() == nil || msg.Request == nil {
+		return
+	}
+	now := time.Now()
+	l.followLeadership(now)
+	p := pendingRenewal{req: msg.Request, fwdFrom: ctx.Sender(), fwdID: msg.Id, deadline: now.Add(l.cfg.RequestTimeout)}
+	if !l.primary {
+		l.reply(ctx, p, rpcerr.Response(rpcerr.NotLeader))
+		return
+	}
+	l.queued = append(l.queued, p)
+	l.confirm(ctx)
+}
+
+// reply answers a served query: to its client, or, forwarded, to the
+// ticker that forwarded it.
+func (l *lessor) reply(ctx actor.Context, p pendingRenewal, resp *messages.ClientResponse) {
+	if p.fwdFrom != nil {
+		ctx.Send(p.fwdFrom, &messages.LeaseForwardAnswer{Id: p.fwdID, Response: resp})
+		return
+	}
+	ctx.Send(p.replyTo, resp)
 }
 
 // confirm starts a leadership confirmation round for what waits, if none
@@ -448,7 +484,7 @@ func (l *lessor) onLeaderConfirmed(ctx actor.Context, msg *messages.LeaderConfir
 			e = rpcerr.NotLeader
 		}
 		for _, p := range batch {
-			ctx.Send(p.replyTo, rpcerr.Response(e))
+			l.reply(ctx, p, rpcerr.Response(e))
 		}
 		l.confirm(ctx)
 		return
@@ -479,7 +515,7 @@ func (l *lessor) serve(ctx actor.Context, p pendingRenewal, now time.Time) {
 	case *messages.ClientRequest_LeaseTimeToLive:
 		id = r.LeaseTimeToLive.GetID()
 	default:
-		ctx.Send(p.replyTo, rpcerr.Response(&messages.Error{Code: 12, Message: "aetcd: the lease ticker serves only keep-alives and time-to-live"}))
+		l.reply(ctx, p, rpcerr.Response(&messages.Error{Code: 12, Message: "aetcd: the lease ticker serves only keep-alives and time-to-live"}))
 		return
 	}
 	c := l.clockOf(id, now)
@@ -506,7 +542,7 @@ func (l *lessor) serve(ctx actor.Context, p pendingRenewal, now time.Time) {
 		}
 		c.expiry = now.Add(time.Duration(c.ttl) * time.Second)
 		l.fixExpiry(c)
-		ctx.Send(p.replyTo, &messages.ClientResponse{Response: &messages.ClientResponse_LeaseKeepAlive{
+		l.reply(ctx, p, &messages.ClientResponse{Response: &messages.ClientResponse_LeaseKeepAlive{
 			LeaseKeepAlive: &messages.LeaseKeepAliveResponse{Header: hdr, ID: id, TTL: c.ttl}}})
 	case *messages.ClientRequest_LeaseTimeToLive:
 		resp := &messages.LeaseTimeToLiveResponse{Header: hdr, ID: id,
@@ -516,7 +552,7 @@ func (l *lessor) serve(ctx actor.Context, p pendingRenewal, now time.Time) {
 				resp.Keys = info.Keys
 			}
 		}
-		ctx.Send(p.replyTo, &messages.ClientResponse{Response: &messages.ClientResponse_LeaseTimeToLive{LeaseTimeToLive: resp}})
+		l.reply(ctx, p, &messages.ClientResponse{Response: &messages.ClientResponse_LeaseTimeToLive{LeaseTimeToLive: resp}})
 	}
 }
 
@@ -550,11 +586,11 @@ func relayed(resp *messages.ClientResponse, local *messages.ResponseHeader, term
 // keep-alive TTL 0, time-to-live TTL -1, as etcd's lease server.
 func (l *lessor) answerUnknown(ctx actor.Context, p pendingRenewal, hdr *messages.ResponseHeader, id int64) {
 	if p.req.GetLeaseKeepAlive() != nil {
-		ctx.Send(p.replyTo, &messages.ClientResponse{Response: &messages.ClientResponse_LeaseKeepAlive{
+		l.reply(ctx, p, &messages.ClientResponse{Response: &messages.ClientResponse_LeaseKeepAlive{
 			LeaseKeepAlive: &messages.LeaseKeepAliveResponse{Header: hdr, ID: id}}})
 		return
 	}
-	ctx.Send(p.replyTo, &messages.ClientResponse{Response: &messages.ClientResponse_LeaseTimeToLive{
+	l.reply(ctx, p, &messages.ClientResponse{Response: &messages.ClientResponse_LeaseTimeToLive{
 		LeaseTimeToLive: &messages.LeaseTimeToLiveResponse{Header: hdr, ID: id, TTL: -1}}})
 }
 
@@ -569,7 +605,8 @@ func (l *lessor) retryUnknown(ctx actor.Context, now time.Time) {
 	kept := l.unknown[:0]
 	for _, p := range l.unknown {
 		if applied >= p.applied || !now.Before(p.deadline) {
-			l.queued = append(l.queued, pendingRenewal{req: p.req, replyTo: p.replyTo, deadline: p.deadline, applied: math.MaxUint64})
+			p.applied = math.MaxUint64
+			l.queued = append(l.queued, p)
 			continue
 		}
 		kept = append(kept, p)

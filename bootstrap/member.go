@@ -359,8 +359,9 @@ func allowRemote(target, typeName string) bool {
 	case actors.GatewayName:
 		return typeName == "aetcd.ClientRequest"
 	case actors.LessorName:
-		// Keep-alives and time-to-live queries forwarded by a follower.
-		return typeName == "aetcd.ClientRequest"
+		// Keep-alives and time-to-live queries forwarded by a follower's
+		// ticker, and the leader's answers to this member's.
+		return typeName == "aetcd.LeaseForward" || typeName == "aetcd.LeaseForwardAnswer"
 	case actors.RaftName:
 		return typeName == "aetcd.RaftMessage" || typeName == "aetcd.ForwardProposals" || typeName == "aetcd.MemberRemoved"
 	case actors.SnapshotReceiverName:

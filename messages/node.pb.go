@@ -2054,6 +2054,113 @@ func (x *LeaderConfirmed) GetError() *Error {
 	return nil
 }
 
+// LeaseForward carries a keep-alive or time-to-live query a member's lease
+// ticker sends on to the leader's; the leader's ticker answers the sender
+// with LeaseForwardAnswer under the same id.
+type LeaseForward struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Request       *ClientRequest         `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseForward) Reset() {
+	*x = LeaseForward{}
+	mi := &file_proto_node_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseForward) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseForward) ProtoMessage() {}
+
+func (x *LeaseForward) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseForward.ProtoReflect.Descriptor instead.
+func (*LeaseForward) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *LeaseForward) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *LeaseForward) GetRequest() *ClientRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+type LeaseForwardAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Response      *ClientResponse        `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseForwardAnswer) Reset() {
+	*x = LeaseForwardAnswer{}
+	mi := &file_proto_node_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseForwardAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseForwardAnswer) ProtoMessage() {}
+
+func (x *LeaseForwardAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseForwardAnswer.ProtoReflect.Descriptor instead.
+func (*LeaseForwardAnswer) Descriptor() ([]byte, []int) {
+	return file_proto_node_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *LeaseForwardAnswer) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *LeaseForwardAnswer) GetResponse() *ClientResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
 var File_proto_node_proto protoreflect.FileDescriptor
 
 const file_proto_node_proto_rawDesc = "" +
@@ -2187,7 +2294,13 @@ const file_proto_node_proto_rawDesc = "" +
 	"\tWatchSync\"K\n" +
 	"\x0fLeaderConfirmed\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x04R\x05round\x12\"\n" +
-	"\x05error\x18\x02 \x01(\v2\f.aetcd.ErrorR\x05errorB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
+	"\x05error\x18\x02 \x01(\v2\f.aetcd.ErrorR\x05error\"N\n" +
+	"\fLeaseForward\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
+	"\arequest\x18\x02 \x01(\v2\x14.aetcd.ClientRequestR\arequest\"W\n" +
+	"\x12LeaseForwardAnswer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x121\n" +
+	"\bresponse\x18\x02 \x01(\v2\x15.aetcd.ClientResponseR\bresponseB!Z\x1fgithub.com/aetcd/aetcd/messagesb\x06proto3"
 
 var (
 	file_proto_node_proto_rawDescOnce sync.Once
@@ -2201,7 +2314,7 @@ func file_proto_node_proto_rawDescGZIP() []byte {
 	return file_proto_node_proto_rawDescData
 }
 
-var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_proto_node_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_proto_node_proto_goTypes = []any{
 	(*InternalRequest)(nil),        // 0: aetcd.InternalRequest
 	(*Propose)(nil),                // 1: aetcd.Propose
@@ -2237,65 +2350,70 @@ var file_proto_node_proto_goTypes = []any{
 	(*WatchControl)(nil),           // 31: aetcd.WatchControl
 	(*WatchSync)(nil),              // 32: aetcd.WatchSync
 	(*LeaderConfirmed)(nil),        // 33: aetcd.LeaderConfirmed
-	(*PutRequest)(nil),             // 34: aetcd.PutRequest
-	(*DeleteRangeRequest)(nil),     // 35: aetcd.DeleteRangeRequest
-	(*TxnRequest)(nil),             // 36: aetcd.TxnRequest
-	(*CompactionRequest)(nil),      // 37: aetcd.CompactionRequest
-	(*Member)(nil),                 // 38: aetcd.Member
-	(*LeaseGrantRequest)(nil),      // 39: aetcd.LeaseGrantRequest
-	(*LeaseRevokeRequest)(nil),     // 40: aetcd.LeaseRevokeRequest
-	(*LeaseCheckpointRequest)(nil), // 41: aetcd.LeaseCheckpointRequest
-	(*Error)(nil),                  // 42: aetcd.Error
-	(*HardState)(nil),              // 43: aetcd.HardState
-	(*Entry)(nil),                  // 44: aetcd.Entry
-	(*SnapshotMeta)(nil),           // 45: aetcd.SnapshotMeta
-	(*actor.PID)(nil),              // 46: actor.PID
-	(*ConfState)(nil),              // 47: aetcd.ConfState
-	(*ClientRequest)(nil),          // 48: aetcd.ClientRequest
-	(*LeaseRecord)(nil),            // 49: aetcd.LeaseRecord
-	(*LeaseCheckpoint)(nil),        // 50: aetcd.LeaseCheckpoint
-	(*Event)(nil),                  // 51: aetcd.Event
-	(*WatchRequest)(nil),           // 52: aetcd.WatchRequest
+	(*LeaseForward)(nil),           // 34: aetcd.LeaseForward
+	(*LeaseForwardAnswer)(nil),     // 35: aetcd.LeaseForwardAnswer
+	(*PutRequest)(nil),             // 36: aetcd.PutRequest
+	(*DeleteRangeRequest)(nil),     // 37: aetcd.DeleteRangeRequest
+	(*TxnRequest)(nil),             // 38: aetcd.TxnRequest
+	(*CompactionRequest)(nil),      // 39: aetcd.CompactionRequest
+	(*Member)(nil),                 // 40: aetcd.Member
+	(*LeaseGrantRequest)(nil),      // 41: aetcd.LeaseGrantRequest
+	(*LeaseRevokeRequest)(nil),     // 42: aetcd.LeaseRevokeRequest
+	(*LeaseCheckpointRequest)(nil), // 43: aetcd.LeaseCheckpointRequest
+	(*Error)(nil),                  // 44: aetcd.Error
+	(*HardState)(nil),              // 45: aetcd.HardState
+	(*Entry)(nil),                  // 46: aetcd.Entry
+	(*SnapshotMeta)(nil),           // 47: aetcd.SnapshotMeta
+	(*actor.PID)(nil),              // 48: actor.PID
+	(*ConfState)(nil),              // 49: aetcd.ConfState
+	(*ClientRequest)(nil),          // 50: aetcd.ClientRequest
+	(*LeaseRecord)(nil),            // 51: aetcd.LeaseRecord
+	(*LeaseCheckpoint)(nil),        // 52: aetcd.LeaseCheckpoint
+	(*Event)(nil),                  // 53: aetcd.Event
+	(*WatchRequest)(nil),           // 54: aetcd.WatchRequest
+	(*ClientResponse)(nil),         // 55: aetcd.ClientResponse
 }
 var file_proto_node_proto_depIdxs = []int32{
-	34, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
-	35, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
-	36, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
-	37, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
-	38, // 4: aetcd.InternalRequest.member_attributes:type_name -> aetcd.Member
-	39, // 5: aetcd.InternalRequest.lease_grant:type_name -> aetcd.LeaseGrantRequest
-	40, // 6: aetcd.InternalRequest.lease_revoke:type_name -> aetcd.LeaseRevokeRequest
-	41, // 7: aetcd.InternalRequest.lease_checkpoint:type_name -> aetcd.LeaseCheckpointRequest
+	36, // 0: aetcd.InternalRequest.put:type_name -> aetcd.PutRequest
+	37, // 1: aetcd.InternalRequest.delete_range:type_name -> aetcd.DeleteRangeRequest
+	38, // 2: aetcd.InternalRequest.txn:type_name -> aetcd.TxnRequest
+	39, // 3: aetcd.InternalRequest.compaction:type_name -> aetcd.CompactionRequest
+	40, // 4: aetcd.InternalRequest.member_attributes:type_name -> aetcd.Member
+	41, // 5: aetcd.InternalRequest.lease_grant:type_name -> aetcd.LeaseGrantRequest
+	42, // 6: aetcd.InternalRequest.lease_revoke:type_name -> aetcd.LeaseRevokeRequest
+	43, // 7: aetcd.InternalRequest.lease_checkpoint:type_name -> aetcd.LeaseCheckpointRequest
 	0,  // 8: aetcd.Propose.request:type_name -> aetcd.InternalRequest
-	42, // 9: aetcd.ReadReady.error:type_name -> aetcd.Error
-	43, // 10: aetcd.Persist.hard_state:type_name -> aetcd.HardState
-	44, // 11: aetcd.Persist.entries:type_name -> aetcd.Entry
-	45, // 12: aetcd.Persist.snapshot:type_name -> aetcd.SnapshotMeta
-	46, // 13: aetcd.Waiter.reply_to:type_name -> actor.PID
-	44, // 14: aetcd.Apply.entries:type_name -> aetcd.Entry
+	44, // 9: aetcd.ReadReady.error:type_name -> aetcd.Error
+	45, // 10: aetcd.Persist.hard_state:type_name -> aetcd.HardState
+	46, // 11: aetcd.Persist.entries:type_name -> aetcd.Entry
+	47, // 12: aetcd.Persist.snapshot:type_name -> aetcd.SnapshotMeta
+	48, // 13: aetcd.Waiter.reply_to:type_name -> actor.PID
+	46, // 14: aetcd.Apply.entries:type_name -> aetcd.Entry
 	8,  // 15: aetcd.Apply.waiters:type_name -> aetcd.Waiter
-	46, // 16: aetcd.WaitApplied.waiters:type_name -> actor.PID
-	47, // 17: aetcd.BackendCommitted.conf_state:type_name -> aetcd.ConfState
-	45, // 18: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
-	48, // 19: aetcd.MemberChange.request:type_name -> aetcd.ClientRequest
-	38, // 20: aetcd.ConfChangeContext.member:type_name -> aetcd.Member
-	46, // 21: aetcd.SendSnapshot.receiver:type_name -> actor.PID
-	45, // 22: aetcd.SnapshotChunk.meta:type_name -> aetcd.SnapshotMeta
-	46, // 23: aetcd.SnapshotChunk.ack_to:type_name -> actor.PID
-	38, // 24: aetcd.SnapshotChunk.members:type_name -> aetcd.Member
-	45, // 25: aetcd.SnapshotReceived.meta:type_name -> aetcd.SnapshotMeta
-	38, // 26: aetcd.SnapshotReceived.members:type_name -> aetcd.Member
-	45, // 27: aetcd.InstallSnapshot.meta:type_name -> aetcd.SnapshotMeta
-	49, // 28: aetcd.LeasesApplied.granted:type_name -> aetcd.LeaseRecord
-	50, // 29: aetcd.LeasesApplied.checkpoints:type_name -> aetcd.LeaseCheckpoint
-	51, // 30: aetcd.WatchEvents.events:type_name -> aetcd.Event
-	52, // 31: aetcd.WatchControl.request:type_name -> aetcd.WatchRequest
-	42, // 32: aetcd.LeaderConfirmed.error:type_name -> aetcd.Error
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	48, // 16: aetcd.WaitApplied.waiters:type_name -> actor.PID
+	49, // 17: aetcd.BackendCommitted.conf_state:type_name -> aetcd.ConfState
+	47, // 18: aetcd.SaveSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	50, // 19: aetcd.MemberChange.request:type_name -> aetcd.ClientRequest
+	40, // 20: aetcd.ConfChangeContext.member:type_name -> aetcd.Member
+	48, // 21: aetcd.SendSnapshot.receiver:type_name -> actor.PID
+	47, // 22: aetcd.SnapshotChunk.meta:type_name -> aetcd.SnapshotMeta
+	48, // 23: aetcd.SnapshotChunk.ack_to:type_name -> actor.PID
+	40, // 24: aetcd.SnapshotChunk.members:type_name -> aetcd.Member
+	47, // 25: aetcd.SnapshotReceived.meta:type_name -> aetcd.SnapshotMeta
+	40, // 26: aetcd.SnapshotReceived.members:type_name -> aetcd.Member
+	47, // 27: aetcd.InstallSnapshot.meta:type_name -> aetcd.SnapshotMeta
+	51, // 28: aetcd.LeasesApplied.granted:type_name -> aetcd.LeaseRecord
+	52, // 29: aetcd.LeasesApplied.checkpoints:type_name -> aetcd.LeaseCheckpoint
+	53, // 30: aetcd.WatchEvents.events:type_name -> aetcd.Event
+	54, // 31: aetcd.WatchControl.request:type_name -> aetcd.WatchRequest
+	44, // 32: aetcd.LeaderConfirmed.error:type_name -> aetcd.Error
+	50, // 33: aetcd.LeaseForward.request:type_name -> aetcd.ClientRequest
+	55, // 34: aetcd.LeaseForwardAnswer.response:type_name -> aetcd.ClientResponse
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_proto_node_proto_init() }
@@ -2324,7 +2442,7 @@ func file_proto_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_node_proto_rawDesc), len(file_proto_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
