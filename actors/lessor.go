@@ -86,12 +86,12 @@ type leaseClock struct {
 }
 
 type pendingRenewal struct {
-	req      *messages.ClientRequest
-	replyTo  *actor.PID
+	req     *messages.ClientRequest
+	replyTo *actor.PID
 	// fwdFrom and fwdID: a query another member's ticker forwarded; the
 	// answer goes back to it as LeaseForwardAnswer fwdID.
-	fwdFrom *actor.PID
-	fwdID   uint64
+	fwdFrom  *actor.PID
+	fwdID    uint64
 	deadline time.Time
 	// applied is the commit index a query for an unknown lease waits to
 	// be applied; math.MaxUint64 once it waited (it is not deferred again).
