@@ -982,7 +982,9 @@ func TestWatchSlowConsumerCompacted(t *testing.T) {
 
 // TestWatchResume: a watch closed and reopened from the last revision seen
 // + 1 continues without a gap or a duplicate, on the same member and
-// across a restart of the member.
+// across a restart of the member — etcd's "Resumable" guarantee, which
+// etcd 3.6.1 broke (#20221, found by Antithesis, fixed in 3.6.2).
+// TestClusterWatchLeaderFailover checks the same across members.
 func TestWatchResume(t *testing.T) {
 	skipWithReference(t)
 	checkNoGoroutineLeak(t)
