@@ -346,7 +346,7 @@ func (l *lessor) onClientRequest(ctx actor.Context, req *messages.ClientRequest)
 // keep-alive stream for the whole request timeout, longer than short TTLs,
 // so clients gave their leases up in a failover.
 func (l *lessor) forward(ctx actor.Context, req *messages.ClientRequest) {
-	if req.Forwarded || l.cfg.PeerPID == nil {
+	if l.cfg.PeerPID == nil {
 		ctx.Respond(rpcerr.Response(rpcerr.NotLeader))
 		return
 	}
@@ -377,7 +377,7 @@ func (l *lessor) sendForward(ctx actor.Context, id uint64, f *forwarded, now tim
 	default:
 		f.leader, f.sentAt = leader, now
 		ctx.Request(l.cfg.PeerPID((*addrs)[leader], LessorName), &messages.LeaseForward{Id: id,
-			Request: &messages.ClientRequest{Request: f.req.Request, Forwarded: true}})
+			Request: f.req})
 	}
 }
 

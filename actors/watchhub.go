@@ -2,7 +2,6 @@ package actors
 
 import (
 	"bytes"
-	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -532,5 +531,3 @@ func (w *watcher) wants(ev *messages.Event) bool {
 	}
 	return !w.noDelete
 }
-
-func (w *watcher) String() string { return fmt.Sprintf("watcher %d/%d", w.stream.id, w.id) }

@@ -148,9 +148,6 @@ func (r *WatchRegistry) Close(id uint64) {
 // Shard returns the index of the hub that owns stream id.
 func (r *WatchRegistry) Shard(id uint64) int { return int(id % uint64(r.shards)) }
 
-// Shards returns the number of hubs.
-func (r *WatchRegistry) Shards() int { return r.shards }
-
 // ExpandWatchOut turns a queued response into what goes on the wire: with
 // PrevKV, each event that is not a creation gets the key's record as of
 // the revision before it (read from view; absent if compacted), as etcd's

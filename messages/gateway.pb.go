@@ -103,9 +103,8 @@ type ClientRequest struct {
 	//	*ClientRequest_LeaseLeases
 	//	*ClientRequest_Watch
 	Request isClientRequest_Request `protobuf_oneof:"request"`
-	// forwarded: a member sent this request (a membership change, a lease
-	// keep-alive or time-to-live) on to the leader it knew; the receiver
-	// does not forward it again.
+	// forwarded: a member sent this membership change on to the leader it
+	// knew; the receiver does not forward it again.
 	Forwarded     bool `protobuf:"varint,100,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -93,6 +93,8 @@ func TestDaemonBadFlags(t *testing.T) {
 		{"bad election timeout", []string{"--data-dir", "d", "--heartbeat-interval", "100", "--election-timeout", "200"}, "--election-timeout"},
 		{"bad log level", []string{"--data-dir", "d", "--log-level", "loud"}, "--log-level"},
 		{"non-numeric max txn ops", []string{"--data-dir", "d", "--max-txn-ops", "many"}, "max-txn-ops"},
+		{"lease checkpoint interval under a second", []string{"--data-dir", "d", "--lease-checkpoint-interval", "10ms"}, "--lease-checkpoint-interval"},
+		{"watch progress interval under 100ms", []string{"--data-dir", "d", "--watch-progress-notify-interval", "1ms"}, "--watch-progress-notify-interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
