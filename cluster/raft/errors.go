@@ -36,6 +36,10 @@ var (
 	// ErrInvalidConfChange: a ConfChange that does not apply to the current
 	// configuration.
 	ErrInvalidConfChange = errors.New("raft: invalid membership change")
+	// ErrLogLost: the log lacks entries this member made durable and
+	// acknowledged (a leader names a commit index beyond its last index).
+	// The core panics with an error wrapping it: the member must not go on.
+	ErrLogLost = errors.New("raft: log lost or corrupted")
 	// ErrCompacted: Compact at or below the current log start.
 	ErrCompacted = errors.New("raft: index already compacted")
 	// ErrUnavailable: Compact beyond what is applied and persisted.

@@ -175,7 +175,7 @@ func (l *raftLog) commitTo(i uint64) {
 		return
 	}
 	if i > l.lastIndex() {
-		panic(fmt.Sprintf("raft: commit index %d beyond last index %d (log lost or corrupted?)", i, l.lastIndex()))
+		panic(fmt.Errorf("%w: commit index %d beyond last index %d", ErrLogLost, i, l.lastIndex()))
 	}
 	l.committed = i
 }
