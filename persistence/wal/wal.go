@@ -29,6 +29,10 @@ type Options struct {
 	// current segment's data reaches it, the next write rotates to a new
 	// segment. Zero or negative means DefaultSegmentSizeBytes.
 	SegmentSizeBytes int64
+	// SyncFault, when set, is called before each fdatasync of the current
+	// segment by Sync; a non-nil result is treated exactly as that error
+	// from fdatasync (the WAL fails). It exists for fault-injection tests.
+	SyncFault func() error
 }
 
 // WAL appends records to the segment files of one directory.
@@ -342,7 +346,13 @@ func (w *WAL) syncLocked() (durablePoint, error) {
 	f, gen := w.file, w.written
 	w.mu.Unlock()
 
-	err := fdatasync(f)
+	var err error
+	if w.opts.SyncFault != nil {
+		err = w.opts.SyncFault()
+	}
+	if err == nil {
+		err = fdatasync(f)
+	}
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
