@@ -78,6 +78,31 @@
 // (etcd #18089); a read from below R answers rpcerr.Compacted. Compaction
 // itself produces no events.
 //
+// # Integrity
+//
+// bbolt checksums only its two meta pages, so Open checks the rest before
+// trusting the file (Verify does the same for a received snapshot):
+// checkFile reads the file as plain bytes and verifies the page structure
+// (pages below the high-water mark, referenced once, carrying their own
+// ID and type, elements inside their page, keys ascending within their
+// parent's bounds: bbolt's Tx.Check, without bbolt's unchecked pointer
+// arithmetic, which on a damaged page can crash the process instead of
+// failing); then only the buckets above may exist, none nested, bucket
+// meta only holds its three keys, and every record of every bucket must
+// decode to exactly the bytes this package writes for it (no unknown
+// fields, canonical encoding) and agree with the others as restore
+// requires. A damaged file fails with ErrCorrupt naming the page, bucket
+// or record. This adds about a third to Open (0.35 s for 100 000 keys,
+// 150 MB, against 0.9 s without, from the page cache).
+//
+// What no local check can see is a flip that leaves a record well formed:
+// a byte of a value or of a key, a lease's TTL, a member's URL. Those
+// in bucket "key" that a read at the current revision can see change
+// HashKV, which an initial corruption check against peers compares; the
+// others (the values of superseded records kept by a compaction, which
+// HashKV skips as etcd's does, and the lease and member records) are not
+// detected.
+//
 // # Errors
 //
 // Client-visible failures are data: *messages.Error values from

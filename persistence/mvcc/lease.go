@@ -278,7 +278,7 @@ func (s *Store) restoreLeases(b *bolt.Bucket, leaseOf map[string]int64) error {
 				return fmt.Errorf("lease record key %x is not 8 bytes", k)
 			}
 			rec := new(messages.LeaseRecord)
-			if err := proto.Unmarshal(v, rec); err != nil {
+			if err := decodeExact(v, rec); err != nil {
 				return fmt.Errorf("lease record %x does not decode: %w", k, err)
 			}
 			if int64(binary.BigEndian.Uint64(k)) != rec.ID {

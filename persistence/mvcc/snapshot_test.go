@@ -2,6 +2,7 @@ package mvcc_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -93,6 +94,75 @@ func TestRestoreReplacesData(t *testing.T) {
 	dst.reopen()
 	if dst.get("after") == nil || dst.get("new") == nil {
 		t.Fatal("data lost across reopen after Restore")
+	}
+}
+
+// TestVerifyRefusesDamagedBuckets: files in which a few bytes of the
+// "lease" bucket's value differ from a sound file once made Verify recurse
+// until the stack overflowed, or loop in a bbolt cursor while its memory
+// grew: fatal errors no recover catches, or a member that never starts.
+func TestVerifyRefusesDamagedBuckets(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		// patch edits the value of the "lease" bucket, which starts at
+		// data[at:] on a page of pageSize bytes.
+		patch func(data []byte, at, pageSize int)
+	}{
+		{"bucket nested in itself", func(data []byte, at, pageSize int) {
+			// The root page ID (0 while the bucket is inline) becomes the
+			// page holding the bucket.
+			binary.LittleEndian.PutUint64(data[at:], uint64(at/pageSize))
+		}},
+		{"inline page marked as a branch leading to itself", func(data []byte, at, pageSize int) {
+			// The inline page follows the 16-byte bucket header: flags
+			// at 8 become a branch's, and its one element (16 bytes after
+			// the page header) points to page 0, which for an inline
+			// bucket is its own page.
+			page := data[at+16:]
+			binary.LittleEndian.PutUint16(page[8:], 0x01)
+			binary.LittleEndian.PutUint64(page[16+8:], 0)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.put("a", "1")
+			h.grant(7, 60)
+			data, err := os.ReadFile(snapshotOf(t, h, "db.snap"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pageSize := int(binary.LittleEndian.Uint32(data[24:])) // meta page 0: header, magic, version, page size
+			patched := 0
+			for at := 0; ; {
+				i := bytes.Index(data[at:], []byte("lease"))
+				if i < 0 {
+					break
+				}
+				at += i + len("lease")
+				// An inline bucket with one record: root page 0, and a
+				// page of one element.
+				if binary.LittleEndian.Uint64(data[at:]) == 0 && binary.LittleEndian.Uint16(data[at+16+10:]) == 1 {
+					tt.patch(data, at, pageSize)
+					patched++
+				}
+			}
+			if patched == 0 {
+				t.Fatal("no inline lease bucket found to patch")
+			}
+			bad := filepath.Join(t.TempDir(), "db.snap")
+			if err := os.WriteFile(bad, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := mvcc.Verify(bad); !errors.Is(err, mvcc.ErrCorrupt) {
+				t.Fatalf("Verify = %v, want ErrCorrupt", err)
+			}
+			if s, err := mvcc.Open(bad, mvcc.Options{}); !errors.Is(err, mvcc.ErrCorrupt) {
+				if s != nil {
+					s.Close()
+				}
+				t.Fatalf("Open = %v, want ErrCorrupt", err)
+			}
+		})
 	}
 }
 

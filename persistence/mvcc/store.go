@@ -1,7 +1,6 @@
 package mvcc
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"github.com/aetcd/aetcd/messages"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-	"google.golang.org/protobuf/proto"
 )
 
 // Bucket and meta key names (as etcd's schema).
@@ -100,8 +98,9 @@ type record struct {
 
 // Open opens or creates the database file at path and rebuilds the key index
 // from it. It fails with an error wrapping ErrCorrupt if the file is not a
-// bbolt database, has damaged pages, or holds records that do not decode or
-// contradict each other; with a wrapped bbolt timeout error if another
+// bbolt database, has damaged pages, or holds buckets or records this
+// package does not write or that contradict each other (see Integrity in
+// the package documentation); with a wrapped bbolt timeout error if another
 // process holds the file; otherwise with the I/O error.
 func Open(path string, opts Options) (*Store, error) {
 	s := &Store{path: path, opts: opts, index: newIndex(), rev: 1, compactRev: -1, scheduledCompact: -1}
@@ -193,10 +192,14 @@ func openBolt(path string, opts Options, readOnly bool) (db *bolt.DB, err error)
 	}
 }
 
-// load restores the index, revisions and consistent index from a read-only
-// open of the file, walking every page of every bucket. A panic or memory
-// fault inside bbolt (a damaged page) becomes ErrCorrupt.
+// load checks the file (checkFile, checkBuckets, restore) and restores the
+// index, revisions and consistent index from a read-only open of it,
+// walking every page of every bucket. A panic or memory fault inside bbolt
+// (a damaged page checkFile did not catch) becomes ErrCorrupt.
 func (s *Store) load(opts Options) (err error) {
+	if err := checkFile(s.path); err != nil {
+		return err
+	}
 	db, err := openBolt(s.path, opts, true)
 	if err != nil {
 		return err
@@ -209,28 +212,11 @@ func (s *Store) load(opts Options) (err error) {
 		}
 	}()
 	return db.View(func(tx *bolt.Tx) error {
-		if err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			if !bytes.Equal(name, keyBucketName) { // restore reads that one
-				walkBucket(b)
-			}
-			return nil
-		}); err != nil {
-			return err
+		if err := checkBuckets(tx); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrCorrupt, s.path, err)
 		}
 		return s.restore(tx)
 	})
-}
-
-// walkBucket visits every page of b and its nested buckets.
-func walkBucket(b *bolt.Bucket) {
-	c := b.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if v == nil {
-			if nb := b.Bucket(k); nb != nil {
-				walkBucket(nb)
-			}
-		}
-	}
 }
 
 // metaRev reads a revision stored in bucket meta.
@@ -240,7 +226,7 @@ func metaRev(meta *bolt.Bucket, name []byte) (int64, bool, error) {
 		return 0, false, nil
 	}
 	rev, tomb, err := parseRevKey(v)
-	if err != nil || tomb {
+	if err != nil || tomb || rev.sub != 0 {
 		return 0, false, fmt.Errorf("meta %s = %x is not a revision", name, v)
 	}
 	return rev.main, true, nil
@@ -300,8 +286,11 @@ func (s *Store) restore(tx *bolt.Tx) error {
 		}
 		last = rev
 		kv := new(messages.KeyValue)
-		if err := proto.Unmarshal(v, kv); err != nil {
+		if err := decodeExact(v, kv); err != nil {
 			return corrupt("record %s does not decode: %v", revString(rev), err)
+		}
+		if len(kv.Key) == 0 {
+			return corrupt("record %s has an empty key", revString(rev))
 		}
 		if kv.Lease != 0 && !tomb {
 			leaseOf[string(kv.Key)] = kv.Lease
@@ -309,6 +298,9 @@ func (s *Store) restore(tx *bolt.Tx) error {
 			delete(leaseOf, string(kv.Key))
 		}
 		ki := s.index.lookup(kv.Key)
+		if tomb && (kv.CreateRevision != 0 || kv.ModRevision != 0 || kv.Version != 0 || kv.Lease != 0 || kv.Value != nil) {
+			return corrupt("tombstone %s of key %q holds more than the key", revString(rev), kv.Key)
+		}
 		if tomb {
 			if ki == nil {
 				ki = &keyIndex{key: kv.Key}
@@ -338,6 +330,9 @@ func (s *Store) restore(tx *bolt.Tx) error {
 				revString(rev), kv.Key, kv.Version, kv.CreateRevision, wantVer, wantCreate)
 		}
 		ki.put(rev)
+	}
+	if last.main != 0 && s.applied == 0 {
+		return corrupt("bucket key holds records but meta has no consistent_index")
 	}
 	s.rev = max(1, last.main, s.compactRev, s.scheduledCompact)
 	if err := s.restoreLeases(tx.Bucket(leaseBucketName), leaseOf); err != nil {

@@ -1,0 +1,4 @@
+package mvcc
+
+// CheckFile exposes checkFile to the benchmarks.
+var CheckFile = checkFile
