@@ -78,7 +78,7 @@ func (r *receiverRig) noneReceived() {
 }
 
 // backendFile returns the bytes of a backend whose consistent index is index.
-func backendFile(t *testing.T, index uint64) []byte {
+func backendFile(t testing.TB, index uint64) []byte {
 	t.Helper()
 	s, err := mvcc.Open(filepath.Join(t.TempDir(), "db"), mvcc.Options{NoSync: true})
 	if err != nil {

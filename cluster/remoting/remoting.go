@@ -18,6 +18,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
@@ -52,6 +53,9 @@ type Config struct {
 	AllowTarget func(targetID, fullName string) bool
 	// MaxMessageBytes bounds one gRPC message; 0 means DefaultMaxMessageBytes.
 	MaxMessageBytes int
+	// Faults, when set, is applied to every validated batch arriving from
+	// another member (fault-injection tests).
+	Faults *NetFaults
 }
 
 // AllowAetcd allows only messages of the aetcd protobuf package.
@@ -77,7 +81,7 @@ func Start(system *actor.ActorSystem, cfg Config) (r *remote.Remote, err error) 
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxMessageBytes
 	}
-	g := &guard{system: system, allow: allow, allowTarget: cfg.AllowTarget}
+	g := &guard{system: system, allow: allow, allowTarget: cfg.AllowTarget, faults: cfg.Faults}
 	rc := remote.Configure(host, port,
 		remote.WithServerOptions(
 			grpc.MaxRecvMsgSize(maxBytes),
@@ -108,6 +112,7 @@ type guard struct {
 	system      *actor.ActorSystem
 	allow       func(string) bool
 	allowTarget func(string, string) bool
+	faults      *NetFaults
 }
 
 func (g *guard) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
@@ -117,6 +122,9 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, 
 type checkedStream struct {
 	grpc.ServerStream
 	g *guard
+	// peer is the remoting address a member's stream named in its connect
+	// request; "" for a client's stream or before the request.
+	peer string
 }
 
 // RecvMsg receives one message and rejects it, ending the stream, unless it
@@ -129,9 +137,21 @@ func (s *checkedStream) RecvMsg(m any) error {
 	if !ok {
 		return status.Errorf(codes.InvalidArgument, "remoting: unexpected message %T", m)
 	}
+	if sc := rm.GetConnectRequest().GetServerConnection(); sc != nil {
+		s.peer = sc.GetAddress()
+	}
 	if b := rm.GetMessageBatch(); b != nil {
 		if err := s.g.checkBatch(b); err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		if s.g.faults != nil && s.peer != "" {
+			if d := s.g.faults.apply(s.peer, b); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-s.Context().Done():
+					return s.Context().Err()
+				}
+			}
 		}
 	}
 	return nil
