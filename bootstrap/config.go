@@ -46,6 +46,13 @@ type Config struct {
 	QuotaBackendBytes  int64
 	LogLevel           string
 	EnablePprof        bool
+	// FaultInjection serves the fault-injection endpoints (see
+	// FaultInjector); test clusters only.
+	FaultInjection bool
+	// Faults is the fault injector a member with FaultInjection uses. Nil
+	// with FaultInjection: Start makes one (and Run hands it to the
+	// member's restarts).
+	Faults *FaultInjector
 	// RequestTimeout bounds how long a client request waits for Raft.
 	RequestTimeout time.Duration
 	// BackendCommitInterval bounds how long applied writes stay only in
@@ -57,6 +64,10 @@ type Config struct {
 	// WatchProgressNotifyInterval is how often watchers with
 	// progress_notify hear the current revision.
 	WatchProgressNotifyInterval time.Duration
+	// InitialCorruptCheck makes a member restarting on its data dir compare
+	// its backend's HashKV with its peers' before it serves, and refuse to
+	// start on a mismatch (etcd's --experimental-initial-corrupt-check).
+	InitialCorruptCheck bool
 	// CatchUpEntries is how many entries the raft log keeps behind a
 	// snapshot for slow followers (0: 5000, etcd's). No flag: tests only.
 	CatchUpEntries uint64
@@ -100,7 +111,9 @@ func ParseFlags(args []string, output io.Writer) (cfg Config, version bool, err 
 	fs.DurationVar(&cfg.LeaseCheckpointInterval, "lease-checkpoint-interval", 5*time.Minute, "how often the leader checkpoints the remaining TTLs of leases through Raft, so a leader change does not reset them (aetcd-specific)")
 	fs.DurationVar(&cfg.WatchProgressNotifyInterval, "watch-progress-notify-interval", 10*time.Minute, "duration of periodic watch progress notifications")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&cfg.InitialCorruptCheck, "experimental-initial-corrupt-check", false, "enable to check data corruption before serving any client/peer traffic: a restarting member compares its backend's HashKV with its peers' and refuses to start on a mismatch")
 	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve runtime profiling data via HTTP at /debug/pprof/ on the client URLs")
+	fs.BoolVar(&cfg.FaultInjection, "fault-injection", false, "TEST CLUSTERS ONLY: serve fault-injection endpoints under /debug/fault/ on the client URLs (kill actors, fault peer links, fail the next WAL fdatasync); anyone who can reach a client URL can then break the member")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

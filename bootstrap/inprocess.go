@@ -36,6 +36,10 @@ type InProcess struct {
 // actors stopped outside Member.Stop.
 var ErrActorStopped = errors.New("bootstrap: member actor stopped")
 
+// ErrActorFailed is wrapped by the fatal error of a member one of whose
+// actors panicked.
+var ErrActorFailed = errors.New("bootstrap: member actor failed")
+
 // localName is the name under which the member registers its actor name.
 func (m *Member) localName(name string) string {
 	if m.cfg.InProcess == nil {

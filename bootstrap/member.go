@@ -72,6 +72,9 @@ type Member struct {
 // backend ahead of the WAL, another member's data) is an error: the member
 // does not start.
 func Start(cfg Config, log zerolog.Logger) (_ *Member, err error) {
+	if cfg.FaultInjection && cfg.Faults == nil {
+		cfg.Faults = NewFaultInjector(uint64(time.Now().UnixNano()))
+	}
 	m := &Member{cfg: cfg, log: log, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -81,7 +84,7 @@ func Start(cfg Config, log zerolog.Logger) (_ *Member, err error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "member", "snap"), 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	w, replay, err := wal.Open(filepath.Join(cfg.DataDir, "member", "wal"), wal.Options{SegmentSizeBytes: cfg.WALSegmentBytes})
+	w, replay, err := wal.Open(filepath.Join(cfg.DataDir, "member", "wal"), wal.Options{SegmentSizeBytes: cfg.WALSegmentBytes, SyncFault: cfg.Faults.syncFault()})
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +115,9 @@ func Start(cfg Config, log zerolog.Logger) (_ *Member, err error) {
 		if ci := store.ConsistentIndex(); ci < replay.Snapshot.Index {
 			return nil, fmt.Errorf("data dir %s: the WAL was released through index %d but the backend holds only %d: backend lost or rolled back; refusing to start", cfg.DataDir, replay.Snapshot.Index, ci)
 		}
+	}
+	if hs := replay.HardState; hs != nil && hs.Commit > lastIndex {
+		return nil, fmt.Errorf("data dir %s: the WAL's hard state has index %d committed but the log ends at %d: durable entries were lost; refusing to start", cfg.DataDir, hs.Commit, lastIndex)
 	}
 	if ci := store.ConsistentIndex(); ci > lastIndex {
 		return nil, fmt.Errorf("data dir %s: backend has applied through index %d but the WAL ends at %d: WAL lost or truncated; refusing to start", cfg.DataDir, ci, lastIndex)
@@ -146,6 +152,11 @@ func Start(cfg Config, log zerolog.Logger) (_ *Member, err error) {
 	for _, mem := range members {
 		if mem.ID == m.cfg.MemberID {
 			m.state.IsLearner.Store(mem.IsLearner)
+		}
+	}
+	if cfg.InitialCorruptCheck && replay.Metadata != nil { // a restart: there is data to compare
+		if err := m.initialCorruptCheck(members); err != nil {
+			return nil, err
 		}
 	}
 	// From startActors on, the store belongs to the applier actor.
@@ -322,13 +333,12 @@ func (m *Member) askMembers() (*messages.Member, uint64, error) {
 	var lastErr error
 	for attempt := 0; time.Now().Before(deadline); attempt++ {
 		addr := addrs[attempt%len(addrs)]
-		res, err := m.system.Root.RequestFuture(m.peerPID(addr, actors.GatewayName),
+		resp, err := m.askPeerGateway(addr,
 			&messages.ClientRequest{Request: &messages.ClientRequest_MemberList{MemberList: &messages.MemberListRequest{Linearizable: true}}},
-			time.Second).Result()
-		resp, _ := res.(*messages.ClientResponse)
+			time.Second)
 		switch {
 		case err != nil:
-			lastErr = fmt.Errorf("%s: %w", addr, err)
+			lastErr = err
 		case resp.GetError() != nil:
 			lastErr = fmt.Errorf("%s: %s", addr, resp.GetError().Message)
 		case resp.GetMemberList() == nil:
@@ -351,39 +361,39 @@ func (m *Member) askMembers() (*messages.Member, uint64, error) {
 	return nil, 0, fmt.Errorf("--initial-cluster-state existing: no member of --initial-cluster answered: %w", lastErr)
 }
 
-// allowRemote admits client requests to the gateway and Raft traffic to the
-// raft node from remoting, nothing else: the WAL writer and the applier
-// trust their senders.
-func allowRemote(target, typeName string) bool {
-	switch target {
-	case actors.GatewayName:
-		return typeName == "aetcd.ClientRequest"
-	case actors.LessorName:
-		// Keep-alives and time-to-live queries forwarded by a follower's
-		// ticker, and the leader's answers to this member's.
-		return typeName == "aetcd.LeaseForward" || typeName == "aetcd.LeaseForwardAnswer"
-	case actors.RaftName:
-		return typeName == "aetcd.RaftMessage" || typeName == "aetcd.ForwardProposals" || typeName == "aetcd.MemberRemoved"
-	case actors.SnapshotReceiverName:
-		return typeName == "aetcd.SnapshotChunk"
+// askPeerGateway sends req to the gateway of the member whose remoting
+// address is addr and waits up to timeout for its answer. The error is the
+// transport's (no answer, wrapped with addr); an etcd error is in the
+// answer.
+func (m *Member) askPeerGateway(addr string, req *messages.ClientRequest, timeout time.Duration) (*messages.ClientResponse, error) {
+	res, err := m.system.Root.RequestFuture(m.peerPID(addr, actors.GatewayName), req, timeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", addr, err)
 	}
-	if strings.HasPrefix(target, "future$") {
-		// The answer to a request this member sent another member's
-		// gateway (a forwarded membership change, a join).
-		return typeName == "aetcd.ClientResponse"
+	resp, ok := res.(*messages.ClientResponse)
+	if !ok {
+		return nil, fmt.Errorf("%s: unexpected answer %T", addr, res)
 	}
-	return typeName == "aetcd.SnapshotAck" && strings.HasPrefix(target, actors.SnapshotSenderPrefix)
+	return resp, nil
 }
 
 // fatalStrategy turns an actor panic into a member fail-stop: the member
 // cannot be sure an actor restarted from scratch agrees with its data. An
 // actor stopped or poisoned outside Member.Stop fail-stops the member too
 // (the watchdog, Err wraps ErrActorStopped): it cannot serve without it.
-// Either way Err names the actor, and recovery is a restart on the data dir.
+// Either way Err names the actor, and recovery is a restart on the data dir
+// (Run's supervisor restart). A raft node panicking because its log lost
+// durable entries (raft.ErrLogLost) is not an actor failure: Err wraps
+// that instead, and no restart can help.
 type fatalStrategy struct{ m *Member }
 
 func (s fatalStrategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason any, _ any) {
-	s.m.fatal(fmt.Errorf("actor %s failed: %v", child.Id, reason))
+	if err, ok := reason.(error); ok && errors.Is(err, raft.ErrLogLost) {
+		// Not an actor failure a restart can mend: the data is wrong.
+		s.m.fatal(fmt.Errorf("actor %s: %w", child.Id, err))
+	} else {
+		s.m.fatal(fmt.Errorf("%w: %s: %v", ErrActorFailed, child.Id, reason))
+	}
 	sup.StopChildren(child)
 }
 
@@ -398,7 +408,7 @@ func (m *Member) startSystem() error {
 		}))
 		// Remoting starts before any gRPC server of the member: protoactor's
 		// Start replaces gRPC's global logger, which gRPC goroutines read.
-		r, err := remoting.Start(m.system, remoting.Config{Address: m.cfg.ListenRemotingAddr, AllowTarget: allowRemote})
+		r, err := remoting.Start(m.system, remoting.Config{Address: m.cfg.ListenRemotingAddr, AllowTarget: actors.AllowRemote, Faults: m.cfg.Faults.net()})
 		if err != nil {
 			return err
 		}
@@ -559,6 +569,9 @@ func (m *Member) httpHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	if m.cfg.Faults != nil {
+		m.serveFaults(mux)
+	}
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		st := m.state
@@ -652,11 +665,17 @@ func (m *Member) transferLeadership() {
 // shutdown releases whatever Start acquired, in reverse order.
 func (m *Member) shutdown() error {
 	if m.grpcSrv != nil {
+		// A clean stop lets requests in flight finish; a fatal one cuts
+		// them (and watch streams) off at once: the member cannot answer.
 		stopped := make(chan struct{})
 		go func() { m.grpcSrv.GracefulStop(); close(stopped) }()
+		grace := 2 * time.Second
+		if m.err != nil {
+			grace = 0
+		}
 		select {
 		case <-stopped:
-		case <-time.After(2 * time.Second):
+		case <-time.After(grace):
 			m.grpcSrv.Stop()
 		}
 	}

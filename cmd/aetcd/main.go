@@ -47,16 +47,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := bootstrap.NewLogger(stderr, cfg.LogLevel)
-	m, err := bootstrap.Start(cfg, log)
-	if err != nil {
-		log.Error().Err(err).Msg("member failed to start")
-		return err
-	}
-	select {
-	case <-ctx.Done():
-		log.Info().Msg("received signal; stopping")
-		return m.Stop()
-	case <-m.Done():
-		return m.Err()
-	}
+	return bootstrap.Run(ctx, cfg, log, nil)
 }
