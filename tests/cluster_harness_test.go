@@ -3,9 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aetcd/aetcd/cluster"
+	"github.com/aetcd/aetcd/tests/chaos"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -199,56 +198,10 @@ func (c *testCluster) signal(m *clusterMember, sig syscall.Signal) {
 		// kill(2) returns before the process stops: the stop begins when
 		// one thread takes the signal, and until then (milliseconds on a
 		// busy machine) the other threads keep serving.
-		if err := waitStopped(m.cmd.Process.Pid, 2*time.Second); err != nil {
+		if err := chaos.WaitStopped(m.cmd.Process.Pid, 2*time.Second); err != nil {
 			c.t.Fatalf("%s: %v", m.name, err)
 		}
 	}
-}
-
-// waitStopped waits until every thread of process pid is stopped (state T
-// in /proc/PID/task/TID/stat). Without /proc it waits 100 ms.
-func waitStopped(pid int, timeout time.Duration) error {
-	dir := fmt.Sprintf("/proc/%d/task", pid)
-	if _, err := os.Stat(dir); err != nil {
-		time.Sleep(100 * time.Millisecond)
-		return nil
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		running, err := runningThreads(dir)
-		if err == nil && running == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("process %d not stopped %v after SIGSTOP (%d threads running, %v)", pid, timeout, running, err)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// runningThreads counts the threads under dir (/proc/PID/task) whose state
-// is not stopped.
-func runningThreads(dir string) (int, error) {
-	tasks, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, err
-	}
-	running := 0
-	for _, task := range tasks {
-		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
-		if err != nil {
-			continue // the thread exited
-		}
-		// pid (comm) state ...: comm may hold spaces and parentheses.
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 || i+2 >= len(b) {
-			return 0, fmt.Errorf("%s: unexpected stat %q", task.Name(), b)
-		}
-		if st := b[i+2]; st != 'T' && st != 't' {
-			running++
-		}
-	}
-	return running, nil
 }
 
 func (c *testCluster) killAll() {

@@ -2,12 +2,14 @@ package tests
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/aetcd/aetcd/bootstrap"
+	"github.com/aetcd/aetcd/messages"
 	"github.com/aetcd/aetcd/persistence/wal"
 	"github.com/rs/zerolog"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -147,5 +149,45 @@ func TestDataDirOfAnotherMember(t *testing.T) {
 	}
 	if _, err := bootstrap.Start(cfg, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "belongs to member") {
 		t.Fatalf("started on another member's data dir: %v", err)
+	}
+}
+
+// TestLostCommittedEntriesRefusesToStart: a WAL whose hard state has an
+// index committed that its log no longer holds (entries lost from the tail
+// of a log that had made them durable) is refused at start, not served.
+func TestLostCommittedEntriesRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := memberConfig(t, dir)
+	m, err := bootstrap.Start(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, m.ClientAddrs()...)
+	for i := 0; i < 5; i++ {
+		seed(t, c, "key", "v")
+	}
+	c.Close()
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	w, replay, err := wal.Open(filepath.Join(dir, "member", "wal"), wal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := replay.Entries[len(replay.Entries)-1].Index
+	hs := &messages.HardState{Term: replay.HardState.Term, Vote: replay.HardState.Vote, Commit: last + 3}
+	if err := w.Save(hs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = bootstrap.Start(cfg, zerolog.Nop())
+	want := fmt.Sprintf("the WAL's hard state has index %d committed but the log ends at %d", last+3, last)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Start on a log missing committed entries = %v, want an error with %q", err, want)
 	}
 }
