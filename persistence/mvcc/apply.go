@@ -2,7 +2,9 @@ package mvcc
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"slices"
 
 	"github.com/aetcd/aetcd/messages"
@@ -140,7 +142,7 @@ func (s *Store) compact(rev int64) {
 		}
 	}
 	for _, name := range [][]byte{scheduledCompactKey, finishedCompactKey} {
-		if err := s.meta.Put(name, appendRevKey(nil, revision{main: rev}, false)); err != nil {
+		if err := putSealed(s.meta, name, appendRevKey(nil, revision{main: rev}, false)); err != nil {
 			panic(fmt.Sprintf("mvcc: %s: compaction: write meta: %v", s.path, err))
 		}
 	}
@@ -181,12 +183,13 @@ func (tw *writeTxn) get(rev revision, _ int64) (*messages.KeyValue, *messages.Er
 		return copyKV(r.kv), nil
 	}
 	var buf [markedRevKeyLen]byte
-	val := tw.s.keys.Get(appendRevKey(buf[:0], rev, false))
+	k := appendRevKey(buf[:0], rev, false)
+	val := tw.s.keys.Get(k)
 	if val == nil {
 		panic(fmt.Sprintf("mvcc: %s: record %s, live in the index, is missing from the database", tw.s.path, revString(rev)))
 	}
 	kv := new(messages.KeyValue)
-	if err := proto.Unmarshal(val, kv); err != nil {
+	if err := proto.Unmarshal(mustUnseal(k, val), kv); err != nil {
 		panic(fmt.Sprintf("mvcc: %s: record %s does not decode: %v", tw.s.path, revString(rev), err))
 	}
 	return kv, nil
@@ -202,11 +205,13 @@ func (tw *writeTxn) end() {
 	s := tw.s
 	for _, r := range tw.changes {
 		size := proto.Size(r.kv)
-		buf := make([]byte, 0, markedRevKeyLen+size)
+		buf := make([]byte, 0, markedRevKeyLen+size+sealLen)
 		buf = appendRevKey(buf, r.rev, r.tombstone)
 		n := len(buf)
 		buf, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(buf, r.kv)
 		if err == nil {
+			// The seal covers key and value, which buf holds back to back.
+			buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
 			err = s.keys.Put(buf[:n:n], buf[n:])
 		}
 		if err != nil {

@@ -203,7 +203,7 @@ func (c *fileChecker) tree(id uint64, name string, lo, hi []byte) ([]byte, error
 	}
 	where := fmt.Sprintf("page %d (of %s)", id, name)
 	if flags := binary.LittleEndian.Uint16(p[8:]); flags == boltLeafFlag {
-		return c.leaf(p, where, name, lo, hi)
+		return c.leaf(p, where, name, lo, hi, false)
 	} else if flags != boltBranchFlag {
 		return nil, c.corrupt("%s has flags %#x, want a branch or leaf page", where, flags)
 	}
@@ -213,13 +213,18 @@ func (c *fileChecker) tree(id uint64, name string, lo, hi []byte) ([]byte, error
 		return nil, c.corrupt("%s: branch with %d elements", where, count)
 	}
 	keys := make([][]byte, count)
+	off := uint64(boltPageHeaderLen + count*boltElementLen) // where the next key must start
 	for i := range count {
 		e := boltPageHeaderLen + i*boltElementLen
 		pos, ksize := uint64(le.Uint32(p[e:])), uint64(le.Uint32(p[e+4:]))
-		if uint64(e)+pos+ksize > uint64(len(p)) {
+		if uint64(e)+pos != off {
+			return nil, c.corrupt("%s: element %d's key starts at byte %d, want %d (bbolt packs keys after the elements)", where, i, uint64(e)+pos, off)
+		}
+		if off+ksize > uint64(len(p)) {
 			return nil, c.corrupt("%s: element %d's key runs past the page", where, i)
 		}
-		keys[i] = p[uint64(e)+pos : uint64(e)+pos+ksize]
+		keys[i] = p[off : off+ksize]
+		off += ksize
 		if err := c.order(where, i, keys, lo, hi); err != nil {
 			return nil, err
 		}
@@ -252,27 +257,39 @@ func (c *fileChecker) order(where string, i int, keys [][]byte, lo, hi []byte) e
 	return nil
 }
 
-// leaf checks the leaf page p (a page of the file or an inline page) and
-// the buckets nested in it, and returns its last key.
-func (c *fileChecker) leaf(p []byte, where, name string, lo, hi []byte) ([]byte, error) {
+// leaf checks the leaf page p (a page of the file, or an inline page, which
+// p then holds exactly) and the buckets nested in it, and returns its last
+// key. bbolt writes a page's keys and values packed in element order right
+// after the elements, and an inline page with ID 0, no overflow and nothing
+// after its last value: anything else is damage (a changed element count,
+// position or size).
+func (c *fileChecker) leaf(p []byte, where, name string, lo, hi []byte, inline bool) ([]byte, error) {
 	le := binary.LittleEndian
 	count := int(le.Uint16(p[10:]))
 	if boltPageHeaderLen+count*boltElementLen > len(p) {
 		return nil, c.corrupt("%s: %d elements do not fit", where, count)
 	}
+	if id, overflow := le.Uint64(p), le.Uint32(p[12:]); inline && (id != 0 || overflow != 0) {
+		return nil, c.corrupt("%s: inline page with ID %d and overflow %d, want 0 and 0", where, id, overflow)
+	}
 	keys := make([][]byte, count)
+	off := uint64(boltPageHeaderLen + count*boltElementLen) // where the next key must start
 	for i := range count {
 		e := boltPageHeaderLen + i*boltElementLen
 		flags, pos := le.Uint32(p[e:]), uint64(le.Uint32(p[e+4:]))
 		ksize, vsize := uint64(le.Uint32(p[e+8:])), uint64(le.Uint32(p[e+12:]))
-		if uint64(e)+pos+ksize+vsize > uint64(len(p)) {
+		if uint64(e)+pos != off {
+			return nil, c.corrupt("%s: element %d's key starts at byte %d, want %d (bbolt packs keys and values after the elements)", where, i, uint64(e)+pos, off)
+		}
+		if off+ksize+vsize > uint64(len(p)) {
 			return nil, c.corrupt("%s: element %d's key and value run past the page", where, i)
 		}
 		if flags&^boltBucketLeafFlag != 0 {
 			return nil, c.corrupt("%s: element %d has flags %#x", where, i, flags)
 		}
-		k := p[uint64(e)+pos : uint64(e)+pos+ksize]
-		v := p[uint64(e)+pos+ksize : uint64(e)+pos+ksize+vsize]
+		k := p[off : off+ksize]
+		v := p[off+ksize : off+ksize+vsize]
+		off += ksize + vsize
 		keys[i] = k
 		if err := c.order(where, i, keys, lo, hi); err != nil {
 			return nil, err
@@ -294,9 +311,12 @@ func (c *fileChecker) leaf(p []byte, where, name string, lo, hi []byte) ([]byte,
 		if len(inline) < boltPageHeaderLen || le.Uint16(inline[8:]) != boltLeafFlag {
 			return nil, c.corrupt("%s: inline %s is not a leaf page", where, child)
 		}
-		if _, err := c.leaf(inline, fmt.Sprintf("inline page of %s in %s", child, where), child, nil, nil); err != nil {
+		if _, err := c.leaf(inline, fmt.Sprintf("inline page of %s in %s", child, where), child, nil, nil, true); err != nil {
 			return nil, err
 		}
+	}
+	if inline && off != uint64(len(p)) {
+		return nil, c.corrupt("%s: inline page of %d bytes holds %d", where, len(p), off)
 	}
 	if count == 0 {
 		return nil, nil
@@ -331,19 +351,27 @@ func (c *fileChecker) freelist(id uint64) error {
 }
 
 // checkBuckets checks the schema of a file that passed checkFile: only the
-// buckets this package writes, none nested, only its keys in bucket meta,
-// and members and removed members that decode (restore reads buckets key
-// and lease, with the same care). It visits every page of the others.
+// buckets this package writes, none nested or with a sequence, only its
+// keys in bucket meta, every record of buckets meta, members and removed
+// members sealed, and members and removed members that decode (restore
+// reads buckets key and lease, with the same care). It visits every page
+// of the others.
 func checkBuckets(tx *bolt.Tx) error {
 	return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		if seq := b.Sequence(); seq != 0 {
+			return fmt.Errorf("bucket %q has sequence %d; this package never sets one", name, seq)
+		}
 		var check func(k, v []byte) error
 		switch string(name) {
 		case string(keyBucketName), string(leaseBucketName):
 			return nil // restore reads them
 		case string(metaBucketName):
-			check = func(k, _ []byte) error {
+			check = func(k, v []byte) error {
 				switch string(k) {
-				case string(consistentIndexKey), string(scheduledCompactKey), string(finishedCompactKey):
+				case string(consistentIndexKey), string(scheduledCompactKey), string(finishedCompactKey), string(recordFormatKey):
+					if _, err := unseal(k, v); err != nil {
+						return fmt.Errorf("meta %s: %w", k, err)
+					}
 					return nil
 				}
 				return fmt.Errorf("bucket meta holds unknown key %q", k)
@@ -351,15 +379,20 @@ func checkBuckets(tx *bolt.Tx) error {
 		case string(membersBucketName):
 			check = func(k, v []byte) error {
 				m := new(messages.Member)
-				if err := decodeExact(v, m); err != nil || len(k) != 8 || m.ID != binary.BigEndian.Uint64(k) {
+				v, err := unseal(k, v)
+				if err == nil {
+					err = decodeExact(v, m)
+				}
+				if err != nil || len(k) != 8 || m.ID != binary.BigEndian.Uint64(k) {
 					return fmt.Errorf("member record %x does not decode (%v) or holds another member", k, err)
 				}
 				return nil
 			}
 		case string(removedBucketName):
 			check = func(k, v []byte) error {
-				if len(k) != 8 || len(v) != 0 {
-					return fmt.Errorf("removed member record %x = %x: want an 8-byte key and no value", k, v)
+				v, err := unseal(k, v)
+				if err != nil || len(k) != 8 || len(v) != 0 {
+					return fmt.Errorf("removed member record %x = %x (%v): want an 8-byte key and no value", k, v, err)
 				}
 				return nil
 			}

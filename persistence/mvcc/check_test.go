@@ -1,6 +1,7 @@
 package mvcc_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -132,7 +133,12 @@ func TestOpenChecksPages(t *testing.T) {
 		{"page ID", "carries ID", func(b []byte) { b[leaf] ^= 0x40 }},
 		{"page type", "want a branch or leaf page", func(b []byte) { b[leaf+8] = 0x20 }},
 		{"element count", "do not fit", func(b []byte) { le.PutUint16(b[leaf+10:], 0xfff0) }},
-		{"element position", "run past the page", func(b []byte) { b[leaf+16+4*16+4+3] ^= 0x80 }},
+		{"element position", "bbolt packs keys and values", func(b []byte) { b[leaf+16+4*16+4+3] ^= 0x80 }},
+		// Fewer elements: the page stays well formed but drops records.
+		{"element count lowered", "bbolt packs keys and values", func(b []byte) {
+			le.PutUint16(b[leaf+10:], le.Uint16(b[leaf+10:])-1)
+		}},
+		{"key size", "bbolt packs keys and values", func(b []byte) { b[leaf+16+4*16+8] ^= 0x01 }},
 		{"key order", "is not above key", func(b []byte) {
 			// Make element 4's key (a revision) sort before element 3's.
 			pos := int64(le.Uint32(b[leaf+16+4*16+4:]))
@@ -191,50 +197,91 @@ func TestOpenChecksSchema(t *testing.T) {
 			return err
 		}},
 		{"unknown meta key", `unknown key "consistent_indey"`, func(tx *bolt.Tx) error {
-			return tx.Bucket([]byte("meta")).Put([]byte("consistent_indey"), make([]byte, 8))
+			return putSealed(tx, "meta", []byte("consistent_indey"), make([]byte, 8))
 		}},
 		{"compaction revision with a sub-revision", "is not a revision", func(tx *bolt.Tx) error {
-			v := append([]byte(nil), tx.Bucket([]byte("meta")).Get([]byte("finishedCompactRev"))...)
+			v := getSealed(t, tx, "meta", []byte("finishedCompactRev"))
 			v[16] = 1
-			return tx.Bucket([]byte("meta")).Put([]byte("finishedCompactRev"), v)
+			return putSealed(tx, "meta", []byte("finishedCompactRev"), v)
 		}},
 		{"unknown field in a record", "unknown fields", func(tx *bolt.Tx) error {
 			k, v := firstKey(tx, "key")
-			return tx.Bucket([]byte("key")).Put(k, protowire.AppendVarint(protowire.AppendTag(append([]byte(nil), v...), 15, protowire.VarintType), 1))
+			v, _ = mvcc.Unseal(k, v)
+			return putSealed(tx, "key", k, protowire.AppendVarint(protowire.AppendTag(append([]byte(nil), v...), 15, protowire.VarintType), 1))
 		}},
 		{"field twice in a record", "not in the encoding", func(tx *bolt.Tx) error {
 			k, v := firstKey(tx, "key")
+			v, _ = mvcc.Unseal(k, v)
 			kv := new(messages.KeyValue)
 			if err := proto.Unmarshal(v, kv); err != nil {
 				return err
 			}
 			// The key field again, equal: decodes to the same record.
 			v = protowire.AppendBytes(protowire.AppendTag(append([]byte(nil), v...), 1, protowire.BytesType), kv.Key)
-			return tx.Bucket([]byte("key")).Put(k, v)
+			return putSealed(tx, "key", k, v)
 		}},
 		{"tombstone with a value", "holds more than the key", func(tx *bolt.Tx) error {
 			c := tx.Bucket([]byte("key")).Cursor()
 			for k, _ := c.First(); k != nil; k, _ = c.Next() {
 				if len(k) == 18 {
 					v, _ := proto.Marshal(&messages.KeyValue{Key: []byte("k/0001"), Value: []byte("x")})
-					return tx.Bucket([]byte("key")).Put(append([]byte(nil), k...), v)
+					return putSealed(tx, "key", append([]byte(nil), k...), v)
 				}
 			}
 			return errors.New("no tombstone")
+		}},
+		// A changed byte that leaves a record well formed: only the
+		// record's checksum tells.
+		{"value byte changed", "record 2.0: checksum mismatch: stored", func(tx *bolt.Tx) error {
+			k, v := firstKey(tx, "key")
+			v = append([]byte(nil), v...)
+			v[len(v)-5] ^= 0x01 // the last byte of the value
+			return tx.Bucket([]byte("key")).Put(k, v)
+		}},
+		{"record key changed", "checksum mismatch", func(tx *bolt.Tx) error {
+			k, v := firstKey(tx, "key")
+			v = append([]byte(nil), v...)
+			if err := tx.Bucket([]byte("key")).Delete(k); err != nil {
+				return err
+			}
+			k = append([]byte(nil), k...)
+			k[7] ^= 0x80 // a later revision, still in order
+			return tx.Bucket([]byte("key")).Put(k, v)
+		}},
+		{"consistent index changed", "meta consistent_index: checksum mismatch", func(tx *bolt.Tx) error {
+			v := append([]byte(nil), tx.Bucket([]byte("meta")).Get([]byte("consistent_index"))...)
+			v[7] ^= 0x01
+			return tx.Bucket([]byte("meta")).Put([]byte("consistent_index"), v)
+		}},
+		{"lease TTL changed", "bucket lease", func(tx *bolt.Tx) error {
+			k, v := firstKey(tx, "lease")
+			v = append([]byte(nil), v...)
+			v[len(v)-5] ^= 0x01
+			return tx.Bucket([]byte("lease")).Put(k, v)
+		}},
+		{"record without its checksum", "1 bytes: too short for a checksum", func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("members_removed")).Put(binary.BigEndian.AppendUint64(nil, 2), []byte{1})
+		}},
+		{"no record format", "written by an aetcd without record checksums", func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("meta")).Delete([]byte("recordFormat"))
+		}},
+		{"another record format", "meta recordFormat", func(tx *bolt.Tx) error {
+			return putSealed(tx, "meta", []byte("recordFormat"), []byte{1})
 		}},
 		{"records without a consistent index", "no consistent_index", func(tx *bolt.Tx) error {
 			return tx.Bucket([]byte("meta")).Delete([]byte("consistent_index"))
 		}},
 		{"lease record with an unknown field", "bucket lease", func(tx *bolt.Tx) error {
 			k, v := firstKey(tx, "lease")
-			return tx.Bucket([]byte("lease")).Put(k, protowire.AppendVarint(protowire.AppendTag(append([]byte(nil), v...), 9, protowire.VarintType), 1))
+			v, _ = mvcc.Unseal(k, v)
+			return putSealed(tx, "lease", k, protowire.AppendVarint(protowire.AppendTag(append([]byte(nil), v...), 9, protowire.VarintType), 1))
 		}},
 		{"member record of another member", "member record", func(tx *bolt.Tx) error {
 			v, _ := proto.Marshal(&messages.Member{ID: 7, Name: "x"})
-			return tx.Bucket([]byte("members")).Put(binary.BigEndian.AppendUint64(nil, 1), v)
+			return putSealed(tx, "members", binary.BigEndian.AppendUint64(nil, 1), v)
 		}},
 		{"removed member with a value", "removed member record", func(tx *bolt.Tx) error {
-			return tx.Bucket([]byte("members_removed")).Put(binary.BigEndian.AppendUint64(nil, 2), []byte{1})
+			return putSealed(tx, "members_removed", binary.BigEndian.AppendUint64(nil, 2), []byte{1})
 		}},
 	}
 	for _, c := range cases {
@@ -343,4 +390,69 @@ func BenchmarkOpenLarge(b *testing.B) {
 			s.Close()
 		}
 	})
+}
+
+// putSealed stores v under k in bucket name with its record checksum, as
+// the package writes records.
+func putSealed(tx *bolt.Tx, name string, k, v []byte) error {
+	return tx.Bucket([]byte(name)).Put(k, mvcc.Seal(k, v))
+}
+
+// getSealed returns a copy of the unsealed value of k in bucket name.
+func getSealed(t *testing.T, tx *bolt.Tx, name string, k []byte) []byte {
+	t.Helper()
+	v, err := mvcc.Unseal(k, tx.Bucket([]byte(name)).Get(k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(nil), v...)
+}
+
+// TestDamagedRecordIsNeverServed flips a bit of a committed value in the
+// file under an open store (bbolt reads the file through a shared memory
+// map, so the store sees it): reading that record must panic with
+// ErrCorrupt's message instead of answering the changed value, and the
+// next Open must refuse the file.
+func TestDamagedRecordIsNeverServed(t *testing.T) {
+	h := newHarness(t)
+	h.put("k", "needle-value-0123456789")
+	h.reopen() // reads now come from the file, not from the written records in memory
+	data, err := os.ReadFile(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := bytes.Index(data, []byte("needle-value-0123456789"))
+	if off < 0 || bytes.Count(data, []byte("needle-value")) != 1 {
+		t.Fatalf("the value is not in the file exactly once")
+	}
+	f, err := os.OpenFile(h.path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{data[off+7] ^ 0x01}, int64(off+7)); err != nil { // "needle-" -> "needle,"
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			r := recover()
+			if msg := fmt.Sprint(r); r == nil || !strings.Contains(msg, mvcc.ErrCorrupt.Error()) || !strings.Contains(msg, "checksum mismatch") {
+				t.Fatalf("reading the damaged record: recovered %v, want a panic naming the failed checksum", r)
+			}
+		}()
+		kv := h.get("k")
+		t.Fatalf("the damaged record was served: %q", kv.GetValue())
+	}()
+	if err := h.s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h.s = nil
+	if s, err := mvcc.Open(h.path, mvcc.Options{}); !errors.Is(err, mvcc.ErrCorrupt) || !strings.Contains(err.Error(), "checksum mismatch") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("Open: %v, want ErrCorrupt naming the failed checksum", err)
+	}
 }

@@ -164,7 +164,7 @@ func (v *View) fileEvents(b *eventBatch, fromRev, toRev int64) *messages.Error {
 			break
 		}
 		kv := new(messages.KeyValue)
-		if err := proto.Unmarshal(val, kv); err != nil {
+		if err := proto.Unmarshal(mustUnseal(k, val), kv); err != nil {
 			panic(fmt.Sprintf("mvcc: record %s does not decode: %v", revString(rev), err))
 		}
 		if !b.add(&record{rev: rev, kv: kv, tombstone: tomb}) {

@@ -52,7 +52,7 @@ func (s *Store) HashKV(rev int64) (hash uint32, compactRev int64, hashRev int64,
 				continue
 			}
 			h.Write(k)
-			h.Write(v)
+			h.Write(mustUnseal(k, v))
 		}
 	}
 	if s.tx != nil {

@@ -213,7 +213,7 @@ func TestPhysicalCompaction(t *testing.T) {
 			return tx.Bucket(keyBucketName).ForEach(func(k, v []byte) error {
 				r, tomb, _ := parseRevKey(k)
 				kv := new(messages.KeyValue)
-				if err := protoUnmarshal(v, kv); err != nil {
+				if err := protoUnmarshal(mustUnseal(k, v), kv); err != nil {
 					t.Fatal(err)
 				}
 				s := string(kv.Key) + "@" + revString(r)

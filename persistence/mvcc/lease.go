@@ -179,7 +179,7 @@ func leaseKey(id int64) []byte {
 func (s *Store) writeLease(id int64, l *lease) {
 	v, err := proto.Marshal(&messages.LeaseRecord{ID: id, TTL: l.ttl, RemainingTTL: l.remainingTTL})
 	if err == nil {
-		err = s.leaseRecords.Put(leaseKey(id), v)
+		err = putSealed(s.leaseRecords, leaseKey(id), v)
 	}
 	if err != nil {
 		panic(fmt.Sprintf("mvcc: %s: write lease %d: %v", s.path, id, err))
@@ -278,7 +278,11 @@ func (s *Store) restoreLeases(b *bolt.Bucket, leaseOf map[string]int64) error {
 				return fmt.Errorf("lease record key %x is not 8 bytes", k)
 			}
 			rec := new(messages.LeaseRecord)
-			if err := decodeExact(v, rec); err != nil {
+			v, err := unseal(k, v)
+			if err == nil {
+				err = decodeExact(v, rec)
+			}
+			if err != nil {
 				return fmt.Errorf("lease record %x does not decode: %w", k, err)
 			}
 			if int64(binary.BigEndian.Uint64(k)) != rec.ID {

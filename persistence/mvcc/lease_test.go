@@ -276,6 +276,10 @@ func revRecords(t *testing.T, path string, main int64) []string {
 		c := tx.Bucket([]byte("key")).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			kv := new(messages.KeyValue)
+			v, err := mvcc.Unseal(k, v)
+			if err != nil {
+				return err
+			}
 			if err := proto.Unmarshal(v, kv); err != nil {
 				return err
 			}
@@ -505,7 +509,7 @@ func TestLeaseOpenCorrupt(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.s = nil
-			editLeaseBucket(t, h.path, func(b *bolt.Bucket) error { return b.Put(c.key, c.value) })
+			editLeaseBucket(t, h.path, func(b *bolt.Bucket) error { return b.Put(c.key, mvcc.Seal(c.key, c.value)) })
 			if _, err := mvcc.Verify(h.path); !errors.Is(err, mvcc.ErrCorrupt) {
 				t.Fatalf("Verify: %v, want ErrCorrupt", err)
 			}

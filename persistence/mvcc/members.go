@@ -29,12 +29,13 @@ func (s *Store) applyMember(m *messages.Member) *messages.ClientResponse {
 	if b == nil {
 		return &messages.ClientResponse{}
 	}
-	v := b.Get(memberKey(m.GetID()))
+	k := memberKey(m.GetID())
+	v := b.Get(k)
 	if v == nil {
 		return &messages.ClientResponse{}
 	}
 	rec := &messages.Member{}
-	if err := proto.Unmarshal(v, rec); err != nil {
+	if err := proto.Unmarshal(mustUnseal(k, v), rec); err != nil {
 		panic(fmt.Sprintf("mvcc: %s: member record %x does not decode: %v", s.path, m.GetID(), err))
 	}
 	rec.Name, rec.ClientURLs = m.Name, m.ClientURLs
@@ -48,7 +49,7 @@ func (s *Store) SaveMember(m *messages.Member) {
 	if err == nil {
 		var v []byte
 		if v, err = proto.Marshal(m); err == nil {
-			err = b.Put(memberKey(m.GetID()), v)
+			err = putSealed(b, memberKey(m.GetID()), v)
 		}
 	}
 	if err != nil {
@@ -68,7 +69,7 @@ func (s *Store) RemoveMember(id uint64) {
 	if err == nil {
 		var rb *bolt.Bucket
 		if rb, err = tx.CreateBucketIfNotExists(removedBucketName); err == nil {
-			err = rb.Put(memberKey(id), []byte{})
+			err = putSealed(rb, memberKey(id), nil)
 		}
 	}
 	if err != nil {
@@ -86,9 +87,9 @@ func (s *Store) RemovedMembers() (map[uint64]bool, error) {
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(k, _ []byte) error {
-			if len(k) != 8 {
-				return fmt.Errorf("%w: %s: removed member key %x", ErrCorrupt, s.path, k)
+		return b.ForEach(func(k, v []byte) error {
+			if v, err := unseal(k, v); err != nil || len(k) != 8 || len(v) != 0 {
+				return fmt.Errorf("%w: %s: removed member record %x = %x (%v)", ErrCorrupt, s.path, k, v, err)
 			}
 			out[binary.BigEndian.Uint64(k)] = true
 			return nil
@@ -112,7 +113,8 @@ func (s *Store) Members() ([]*messages.Member, error) {
 		}
 		return b.ForEach(func(k, v []byte) error {
 			m := &messages.Member{}
-			if len(k) != 8 || proto.Unmarshal(v, m) != nil || m.ID != binary.BigEndian.Uint64(k) {
+			v, err := unseal(k, v)
+			if err != nil || len(k) != 8 || proto.Unmarshal(v, m) != nil || m.ID != binary.BigEndian.Uint64(k) {
 				return fmt.Errorf("%w: %s: member record %x does not decode", ErrCorrupt, s.path, k)
 			}
 			out = append(out, m)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aetcd/aetcd/messages"
@@ -308,12 +309,15 @@ func TestOpenCorrupt(t *testing.T) {
 				kb, _ := tx.CreateBucket([]byte("key"))
 				mb, _ := tx.CreateBucket([]byte("meta"))
 				for _, r := range c.keys {
-					if err := kb.Put(r[0], r[1]); err != nil {
+					if err := kb.Put(r[0], mvcc.Seal(r[0], r[1])); err != nil {
 						return err
 					}
 				}
+				if err := mb.Put(mvcc.FormatRecord()); err != nil {
+					return err
+				}
 				for _, r := range c.meta {
-					if err := mb.Put(r[0], r[1]); err != nil {
+					if err := mb.Put(r[0], mvcc.Seal(r[0], r[1])); err != nil {
 						return err
 					}
 				}
@@ -329,6 +333,10 @@ func TestOpenCorrupt(t *testing.T) {
 					s.Close()
 				}
 				t.Fatalf("Open: %v, want ErrCorrupt", err)
+			}
+			// Every record is well sealed: the refusal is the case's own.
+			if strings.Contains(err.Error(), "checksum") || strings.Contains(err.Error(), "record format") {
+				t.Fatalf("Open: %v, refused for its checksums, not for the case", err)
 			}
 			t.Log(err)
 		})

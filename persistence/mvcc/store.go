@@ -1,6 +1,7 @@
 package mvcc
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -161,7 +162,11 @@ func createBuckets(db *bolt.DB) error {
 				return err
 			}
 		}
-		return nil
+		meta := tx.Bucket(metaBucketName)
+		if meta.Get(recordFormatKey) != nil {
+			return nil
+		}
+		return putSealed(meta, recordFormatKey, formatSealed)
 	})
 }
 
@@ -221,7 +226,10 @@ func (s *Store) load(opts Options) (err error) {
 
 // metaRev reads a revision stored in bucket meta.
 func metaRev(meta *bolt.Bucket, name []byte) (int64, bool, error) {
-	v := meta.Get(name)
+	v, err := getSealed(meta, name)
+	if err != nil {
+		return 0, false, fmt.Errorf("meta %s: %w", name, err)
+	}
 	if v == nil {
 		return 0, false, nil
 	}
@@ -246,7 +254,14 @@ func (s *Store) restore(tx *bolt.Tx) error {
 	case meta == nil || keys == nil: // both are created in one transaction
 		return corrupt("bucket %q is missing", map[bool]string{true: "meta", false: "key"}[meta == nil])
 	}
-	if v := meta.Get(consistentIndexKey); v != nil {
+	if format := meta.Get(recordFormatKey); format == nil {
+		return corrupt("no record format in bucket meta: written by an aetcd without record checksums, which this one does not read")
+	} else if v, err := unseal(recordFormatKey, format); err != nil || !bytes.Equal(v, formatSealed) {
+		return corrupt("meta recordFormat = %x (%v), want sealed %x", format, err, formatSealed)
+	}
+	if v, err := getSealed(meta, consistentIndexKey); err != nil {
+		return corrupt("meta %s: %v", consistentIndexKey, err)
+	} else if v != nil {
 		if len(v) != 8 {
 			return corrupt("meta consistent_index has %d bytes, want 8", len(v))
 		}
@@ -285,6 +300,10 @@ func (s *Store) restore(tx *bolt.Tx) error {
 			return corrupt("bucket key: revision %s recorded twice", revString(rev))
 		}
 		last = rev
+		v, err := unseal(k, v)
+		if err != nil {
+			return corrupt("record %s: %v", revString(rev), err)
+		}
 		kv := new(messages.KeyValue)
 		if err := decodeExact(v, kv); err != nil {
 			return corrupt("record %s does not decode: %v", revString(rev), err)
@@ -444,7 +463,7 @@ func (s *Store) Commit() error {
 	s.batch()
 	var ci [8]byte
 	binary.BigEndian.PutUint64(ci[:], s.applied)
-	err := s.meta.Put(consistentIndexKey, ci[:])
+	err := putSealed(s.meta, consistentIndexKey, ci[:])
 	if err == nil {
 		err = s.tx.Commit()
 	} else {

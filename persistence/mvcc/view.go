@@ -193,12 +193,13 @@ func (s *viewSource) get(rev revision, atRev int64) (*messages.KeyValue, *messag
 	if atRev < s.finished {
 		return nil, rpcerr.Compacted
 	}
-	val := s.keys.Get(appendRevKey(s.buf[:0], rev, false))
+	k := appendRevKey(s.buf[:0], rev, false)
+	val := s.keys.Get(k)
 	if val == nil {
 		panic(fmt.Sprintf("mvcc: record %s, live at revision %d in a view at %d, is missing from the database", revString(rev), atRev, s.v.rev))
 	}
 	kv := new(messages.KeyValue)
-	if err := proto.Unmarshal(val, kv); err != nil {
+	if err := proto.Unmarshal(mustUnseal(k, val), kv); err != nil {
 		panic(fmt.Sprintf("mvcc: record %s does not decode: %v", revString(rev), err))
 	}
 	return kv, nil
