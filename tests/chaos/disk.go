@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"hash/fnv"
 	"io"
 	"math/rand"
@@ -17,7 +18,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/aetcd/aetcd/messages"
@@ -256,6 +259,60 @@ func FlipBackendBit(dataDir string, rng *rand.Rand) (string, error) {
 			bit, off, old, flipped, backendPath, pick, s.n, s.what), nil
 	}
 	panic("chaos: FlipBackendBit picked a byte past the spans")
+}
+
+// RewriteBackendValue changes the value of the newest put in the backend's
+// bucket "key" to a different, well-formed record with a valid checksum:
+// not a disk fault (every record's checksum catches those) but silent
+// divergence, what a bug in the apply path would leave. Only comparing
+// HashKV with the peers (--experimental-initial-corrupt-check) detects it.
+// Records are sealed as persistence/mvcc documents: the value, then a
+// CRC-32C of bbolt key and value, big-endian.
+func RewriteBackendValue(dataDir string, rng *rand.Rand) (string, error) {
+	path := filepath.Join(dataDir, backendPath)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return "", fmt.Errorf("rewrite backend value: %w", err)
+	}
+	defer db.Close()
+	var desc string
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("key"))
+		if b == nil {
+			return errors.New(`no bucket "key"`)
+		}
+		c := b.Cursor()
+		for k, sv := c.Last(); k != nil; k, sv = c.Prev() {
+			if len(k) != 17 || len(sv) < 4 { // a tombstone's key ends in 't'
+				continue
+			}
+			kv := new(messages.KeyValue)
+			if err := proto.Unmarshal(sv[:len(sv)-4], kv); err != nil {
+				return fmt.Errorf("record %x: %w", k, err)
+			}
+			old := string(kv.Value)
+			kv.Value = append([]byte(nil), kv.Value...)
+			if len(kv.Value) == 0 {
+				kv.Value = []byte{byte('a' + rng.Intn(26))}
+			} else {
+				i := rng.Intn(len(kv.Value))
+				kv.Value[i] ^= byte(1 + rng.Intn(255))
+			}
+			v, err := proto.Marshal(kv)
+			if err != nil {
+				return err
+			}
+			sum := crc32.Update(crc32.Update(0, crc32.MakeTable(crc32.Castagnoli), k), crc32.MakeTable(crc32.Castagnoli), v)
+			desc = fmt.Sprintf("rewrote the value of key %q at revision %d in %s from %q to %q, checksum recomputed",
+				kv.Key, binary.BigEndian.Uint64(k), backendPath, old, kv.Value)
+			return b.Put(append([]byte(nil), k...), binary.BigEndian.AppendUint32(v, sum))
+		}
+		return errors.New(`no put in bucket "key"`)
+	})
+	if err != nil {
+		return "", fmt.Errorf("rewrite backend value: %s: %w", path, err)
+	}
+	return desc, nil
 }
 
 // boltSpan is a run of bytes of a bbolt file that bbolt reads.
