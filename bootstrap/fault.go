@@ -15,7 +15,7 @@ import (
 // FaultInjector holds the faults a test injects into a member started with
 // --fault-injection. It is served over HTTP on the member's client URLs:
 //
-//	POST /debug/fault/kill?actor=NAME&how=stop|poison|panic
+//	POST /debug/fault/kill?actor=NAME&how=stop|poison|panic|loglost
 //	    kills one of the member's actors (see Member.KillActor).
 //	POST /debug/fault/net?from=HOST:PORT&drop=P&delay=D&duplicate=P&blackhole=BOOL
 //	    sets the fault on peer messages arriving from the member whose

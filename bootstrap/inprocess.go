@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/aetcd/aetcd/actors"
+	"github.com/aetcd/aetcd/cluster/raft"
 	"github.com/asynkron/protoactor-go/actor"
 )
 
@@ -72,11 +73,17 @@ func (m *Member) spawn(props *actor.Props, name string) (*actor.PID, error) {
 
 // killHook is what KillActor sends for a panic. It is not a protobuf
 // message, so neither remoting nor a client API can deliver one.
-type killHook struct{ name string }
+type killHook struct {
+	name    string
+	logLost bool
+}
 
 func panicOnKillHook(next actor.ReceiverFunc) actor.ReceiverFunc {
 	return func(ctx actor.ReceiverContext, env *actor.MessageEnvelope) {
 		if k, ok := env.Message.(*killHook); ok {
+			if k.logLost {
+				panic(fmt.Errorf("%w: injected by KillActor(%q, \"loglost\")", raft.ErrLogLost, k.name))
+			}
 			panic(fmt.Sprintf("killed by KillActor(%q, \"panic\")", k.name))
 		}
 		next(ctx, env)
@@ -87,10 +94,13 @@ func panicOnKillHook(next actor.ReceiverFunc) actor.ReceiverFunc {
 // WALName, ApplierName, SnapshotReceiverName, LessorName, or a watch hub:
 // WatchHubPrefix followed by its index), for fault-injection tests.
 // how is "stop" (protoactor Stop: queued messages are dropped), "poison"
-// (queued messages are processed first) or "panic" (the actor panics on its
-// next message). Every one makes the member fail-stop: Done closes and Err
-// names the actor. KillActor returns once the kill is sent; it fails for an
-// unknown name or how.
+// (queued messages are processed first), "panic" (the actor panics on its
+// next message) or "loglost" (it panics as the raft node does when its log
+// lost entries it had made durable: with raft.ErrLogLost). Every one makes
+// the member fail-stop: Done closes and Err names the actor; Err wraps
+// ErrActorStopped or ErrActorFailed, or for "loglost" raft.ErrLogLost,
+// which no supervisor restart mends. KillActor returns once the kill is
+// sent; it fails for an unknown name or how.
 func (m *Member) KillActor(name, how string) error {
 	var pid *actor.PID
 	switch name {
@@ -121,10 +131,10 @@ func (m *Member) KillActor(name, how string) error {
 		m.system.Root.Stop(pid)
 	case "poison":
 		m.system.Root.Poison(pid)
-	case "panic":
-		m.system.Root.Send(pid, &killHook{name: name})
+	case "panic", "loglost":
+		m.system.Root.Send(pid, &killHook{name: name, logLost: how == "loglost"})
 	default:
-		return fmt.Errorf("kill actor %s: how must be stop, poison or panic, not %q", name, how)
+		return fmt.Errorf("kill actor %s: how must be stop, poison, panic or loglost, not %q", name, how)
 	}
 	return nil
 }

@@ -144,7 +144,7 @@ func TestFaultEndpointsRefuseBadParameters(t *testing.T) {
 		want  string
 	}{
 		{"/debug/fault/kill", url.Values{"actor": {"nope"}, "how": {"panic"}}, `no actor "nope"`},
-		{"/debug/fault/kill", url.Values{"actor": {"raft"}, "how": {"restart"}}, "how must be stop, poison or panic"},
+		{"/debug/fault/kill", url.Values{"actor": {"raft"}, "how": {"restart"}}, "how must be stop, poison, panic or loglost"},
 		{"/debug/fault/net", url.Values{"drop": {"0.5"}}, "from=HOST:PORT is required"},
 		{"/debug/fault/net", url.Values{"from": {"127.0.0.1:1"}, "drop": {"1.5"}}, "probabilities must be within 0..1"},
 		{"/debug/fault/net", url.Values{"from": {"127.0.0.1:1"}, "duplicate": {"x"}}, `duplicate="x": not a number`},

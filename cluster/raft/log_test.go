@@ -1,7 +1,9 @@
 package raft
 
 import (
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aetcd/aetcd/messages"
@@ -171,6 +173,25 @@ func TestTruncateCommittedPanics(t *testing.T) {
 		}
 	}()
 	l.maybeAppend(1, 1, 0, []*messages.Entry{{Index: 2, Term: 4}})
+}
+
+// TestCommitPastLogIsErrLogLost: a leader that commits an index past the
+// follower's last entry means the follower lost entries it had made
+// durable (and acknowledged): the panic carries ErrLogLost, which the
+// member turns into a stop no supervisor restart can mend.
+func TestCommitPastLogIsErrLogLost(t *testing.T) {
+	l := testLog(1, 1, 1)
+	l.commitTo(2)
+	defer func() {
+		err, ok := recover().(error)
+		if !ok || !errors.Is(err, ErrLogLost) || !strings.Contains(err.Error(), "commit index 5 beyond last index 3") {
+			t.Fatalf("commit past the log: recovered %v, want ErrLogLost naming both indexes", err)
+		}
+		if l.committed != 2 {
+			t.Fatalf("committed %d after the refused commit, want 2", l.committed)
+		}
+	}()
+	l.commitTo(5)
 }
 
 func TestInflights(t *testing.T) {
