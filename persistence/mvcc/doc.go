@@ -15,8 +15,8 @@
 // Integrity). Bucket "lease" holds one record per
 // lease: the bbolt key is the lease ID as 8 bytes big-endian, the value a
 // marshalled messages.LeaseRecord (ID, granted TTL, last checkpointed
-// remaining TTL). The layout and the key names follow etcd's; a file
-// without bucket "lease" (written before leases) opens and gets one.
+// remaining TTL). The layout and the key names follow etcd's. The three
+// buckets and the record format are created together, in one transaction.
 //
 // Which keys are attached to which lease is not stored: Open rebuilds it
 // from the lease in each live key's latest record. A live key whose lease

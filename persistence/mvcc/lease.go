@@ -264,7 +264,7 @@ func (s *Store) applyLeaseCheckpoint(c *messages.LeaseCheckpointRequest) *messag
 	return &messages.ClientResponse{}
 }
 
-// restoreLeases loads bucket "lease" (nil: a file written before leases)
+// restoreLeases loads bucket "lease" (nil: none)
 // into the lease table, raising TTLs below Options.MinLeaseTTL in memory as
 // etcd does, and attaches the keys in leaseOf (each live key's lease, from
 // its latest record). A key whose lease is not in the bucket stays

@@ -140,9 +140,8 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// createBuckets creates buckets "key", "meta" and "lease" (in one
-// transaction) if they do not exist. Files written before leases lack
-// bucket "lease" only.
+// createBuckets creates buckets "key", "meta" and "lease" and the record
+// format (in one transaction) if they do not exist.
 func createBuckets(db *bolt.DB) error {
 	names := [][]byte{keyBucketName, metaBucketName, leaseBucketName}
 	exist := false
@@ -242,7 +241,7 @@ func metaRev(meta *bolt.Bucket, name []byte) (int64, bool, error) {
 
 // restore rebuilds the index, revisions, consistent index and lease table
 // from the buckets in tx (all may be missing: a file not yet initialised;
-// "lease" alone may be missing: a file written before leases).
+// otherwise all must exist, with the record format).
 func (s *Store) restore(tx *bolt.Tx) error {
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrCorrupt, s.path, fmt.Sprintf(format, args...))
@@ -258,6 +257,9 @@ func (s *Store) restore(tx *bolt.Tx) error {
 		return corrupt("no record format in bucket meta: written by an aetcd without record checksums, which this one does not read")
 	} else if v, err := unseal(recordFormatKey, format); err != nil || !bytes.Equal(v, formatSealed) {
 		return corrupt("meta recordFormat = %x (%v), want sealed %x", format, err, formatSealed)
+	}
+	if tx.Bucket(leaseBucketName) == nil { // created with the others
+		return corrupt("bucket \"lease\" is missing")
 	}
 	if v, err := getSealed(meta, consistentIndexKey); err != nil {
 		return corrupt("meta %s: %v", consistentIndexKey, err)
