@@ -145,6 +145,11 @@ func TestOpenChecksPages(t *testing.T) {
 			b[leaf+16+4*16+pos+7] = 0
 		}},
 		{"leaf flags", "has flags", func(b []byte) { b[leaf+16+3*16] = 0x04 }},
+		// Bucket "lease" holds one lease: an inline page, after the key
+		// "lease" and a bucket header of zeros (root page 0, sequence 0).
+		// bbolt reads neither its ID nor its overflow.
+		{"inline page ID", "inline page with ID 512", func(b []byte) { b[inlineLease(t, b)+1] = 0x02 }},
+		{"inline page overflow", "overflow 1", func(b []byte) { b[inlineLease(t, b)+12] = 0x01 }},
 		{"both meta pages", "neither meta page is valid", func(b []byte) { b[16] ^= 1; b[pageSize+16] ^= 1 }},
 		{"high-water mark", "high-water mark", func(b []byte) {
 			for _, m := range []int{0, pageSize} {
@@ -264,6 +269,9 @@ func TestOpenChecksSchema(t *testing.T) {
 		}},
 		{"no record format", "written by an aetcd without record checksums", func(tx *bolt.Tx) error {
 			return tx.Bucket([]byte("meta")).Delete([]byte("recordFormat"))
+		}},
+		{"bucket with a sequence", `bucket "members" has sequence 5`, func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("members")).SetSequence(5)
 		}},
 		{"another record format", "meta recordFormat", func(tx *bolt.Tx) error {
 			return putSealed(tx, "meta", []byte("recordFormat"), []byte{1})
@@ -455,4 +463,17 @@ func TestDamagedRecordIsNeverServed(t *testing.T) {
 		}
 		t.Fatalf("Open: %v, want ErrCorrupt naming the failed checksum", err)
 	}
+}
+
+// inlineLease returns the offset in b of the inline page of bucket "lease".
+func inlineLease(t *testing.T, b []byte) int {
+	t.Helper()
+	// Key, bucket header, page ID, leaf flag, one element (a freed page
+	// may still hold the bucket as it was before the grant, empty).
+	pattern := append(append([]byte("lease"), make([]byte, 16+8)...), 0x02, 0x00, 0x01, 0x00)
+	i := bytes.Index(b, pattern)
+	if i < 0 || bytes.Count(b, pattern) != 1 {
+		t.Fatal("no single inline page of bucket lease in the file")
+	}
+	return i + len("lease") + 16
 }

@@ -30,7 +30,7 @@ func (s *Store) HashKV(rev int64) (hash uint32, compactRev int64, hashRev int64,
 		rev = s.rev
 	}
 	keep := s.index.keep(rev)
-	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	h := crc32.New(castagnoli)
 	h.Write(keyBucketName)
 	lower := revision{main: compactRev + 1}
 	walk := func(b *bolt.Bucket) {

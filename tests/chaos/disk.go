@@ -302,7 +302,8 @@ func RewriteBackendValue(dataDir string, rng *rand.Rand) (string, error) {
 			if err != nil {
 				return err
 			}
-			sum := crc32.Update(crc32.Update(0, crc32.MakeTable(crc32.Castagnoli), k), crc32.MakeTable(crc32.Castagnoli), v)
+			table := crc32.MakeTable(crc32.Castagnoli)
+			sum := crc32.Update(crc32.Update(0, table, k), table, v)
 			desc = fmt.Sprintf("rewrote the value of key %q at revision %d in %s from %q to %q, checksum recomputed",
 				kv.Key, binary.BigEndian.Uint64(k), backendPath, old, kv.Value)
 			return b.Put(append([]byte(nil), k...), binary.BigEndian.AppendUint32(v, sum))
