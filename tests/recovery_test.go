@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,18 +73,7 @@ func walSegments(t *testing.T, dir string) []string {
 func TestCorruptWALRefusesToStart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := memberConfig(t, dir)
-	m, err := bootstrap.Start(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newClient(t, m.ClientAddrs()...)
-	for i := 0; i < 20; i++ {
-		seed(t, c, "key", strings.Repeat("v", 100))
-	}
-	c.Close()
-	if err := m.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	writeAndStop(t, cfg, slices.Repeat([]string{"key", strings.Repeat("v", 100)}, 20)...)
 	seg := walSegments(t, dir)[0]
 	b, err := os.ReadFile(seg)
 	if err != nil {
@@ -113,13 +103,7 @@ func TestCorruptWALRefusesToStart(t *testing.T) {
 func TestCorruptBackendRefusesToStart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := memberConfig(t, dir)
-	m, err := bootstrap.Start(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	writeAndStop(t, cfg)
 	db := filepath.Join(dir, "member", "snap", "db")
 	if err := os.WriteFile(db, []byte(strings.Repeat("garbage!", 1024)), 0o600); err != nil {
 		t.Fatal(err)
@@ -135,13 +119,7 @@ func TestCorruptBackendRefusesToStart(t *testing.T) {
 func TestDataDirOfAnotherMember(t *testing.T) {
 	dir := t.TempDir()
 	cfg := memberConfig(t, dir)
-	m, err := bootstrap.Start(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	writeAndStop(t, cfg)
 	cfg.InitialClusterToken = "other-cluster"
 	cfg.InitialCluster = ""
 	if err := cfg.Validate(); err != nil {
@@ -158,18 +136,7 @@ func TestDataDirOfAnotherMember(t *testing.T) {
 func TestLostCommittedEntriesRefusesToStart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := memberConfig(t, dir)
-	m, err := bootstrap.Start(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newClient(t, m.ClientAddrs()...)
-	for i := 0; i < 5; i++ {
-		seed(t, c, "key", "v")
-	}
-	c.Close()
-	if err := m.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	writeAndStop(t, cfg, slices.Repeat([]string{"key", "v"}, 5)...)
 	w, replay, err := wal.Open(filepath.Join(dir, "member", "wal"), wal.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -189,5 +156,22 @@ func TestLostCommittedEntriesRefusesToStart(t *testing.T) {
 	want := fmt.Sprintf("the WAL's hard state has index %d committed but the log ends at %d", last+3, last)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Start on a log missing committed entries = %v, want an error with %q", err, want)
+	}
+}
+
+// writeAndStop starts a member on cfg, puts kvs (key, value, key, value,
+// ...) through it one by one and stops it cleanly: a data dir to restart
+// on.
+func writeAndStop(t *testing.T, cfg bootstrap.Config, kvs ...string) {
+	t.Helper()
+	m, err := bootstrap.Start(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, m.ClientAddrs()...)
+	seed(t, c, kvs...)
+	c.Close()
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
 	}
 }

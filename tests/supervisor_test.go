@@ -65,13 +65,7 @@ func TestRunRestartsInProcessWithoutLeaks(t *testing.T) {
 	checkNoGoroutineLeak(t)
 	dir := t.TempDir()
 	cfg := memberConfig(t, dir)
-	first, err := bootstrap.Start(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := first.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	writeAndStop(t, cfg)
 	cfg.FaultInjection = true
 	cfg.InitialCorruptCheck = true
 	logs := &syncBuffer{}
